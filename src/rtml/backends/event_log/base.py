@@ -1,0 +1,85 @@
+"""The event log port.
+
+An event log holds named topics, each split into partitions; a record's partition is
+chosen from its key (the same key always goes to the same partition), and records of
+one partition keep their order and get increasing offsets. Consumers belong to a
+group; a group's committed offsets survive restarts, so a consumer that commits only
+after its outputs are flushed sees every record at least once, and (with a dedupe on
+``event_id`` downstream) its outputs exactly once.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogRecord:
+    """One record of a topic. ``timestamp_ms`` is the producer's time (ms since epoch)."""
+
+    value: bytes
+    key: bytes | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
+    timestamp_ms: int | None = None
+    topic: str = ""
+    partition: int = -1
+    offset: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    partitions: int = 1
+    config: dict[str, str] = field(default_factory=dict)
+
+
+def partition_for(key: bytes | None, partitions: int, fallback: int = 0) -> int:
+    """Stable partition of ``key``: CRC32 modulo the partition count.
+
+    Keyless records go to ``fallback`` (callers spread them round-robin).
+    """
+    if key is None:
+        return fallback % partitions
+    return zlib.crc32(key) % partitions
+
+
+@runtime_checkable
+class LogConsumer(Protocol):
+    """A member of a consumer group reading one or more topics."""
+
+    def poll(self, max_records: int = 500, timeout: float = 1.0) -> list[LogRecord]:
+        """Return up to ``max_records`` records after the group's position; [] when idle."""
+        ...
+
+    def commit(self) -> None:
+        """Commit, durably, the position after every record returned by ``poll`` so far."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class EventLog(Protocol):
+    """Append-only topics with per-group committed offsets."""
+
+    def create_topic(self, name: str, partitions: int = 1) -> None:
+        """Create ``name`` if missing (idempotent)."""
+        ...
+
+    def produce(self, topic: str, records: Sequence[LogRecord]) -> None:
+        """Append records; ``key``, ``headers`` and ``timestamp_ms`` are kept."""
+        ...
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Block until every produced record is durable."""
+        ...
+
+    def consumer(self, topics: Sequence[str], group: str) -> LogConsumer:
+        """A consumer of ``topics`` in ``group``, starting at the group's committed offsets
+        (or at the beginning for a new group)."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,50 @@
+"""Name -> implementation map of every backend, imported lazily.
+
+A backend's optional dependency lives in a pip extra; a missing one raises
+:class:`~rtml.errors.MissingExtraError` naming the extra to install.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from rtml.errors import ConfigError, MissingExtraError
+
+# role -> backend name -> ("module:Class", pip extra or None)
+BACKENDS: dict[str, dict[str, tuple[str, str | None]]] = {
+    "event_log": {
+        "memory": ("rtml.backends.event_log.memory:MemoryEventLog", None),
+        "local": ("rtml.backends.event_log.local:LocalEventLog", None),
+        "kafka": ("rtml.backends.event_log.kafka:KafkaEventLog", "kafka"),
+    },
+}
+
+
+def load_backend_class(role: str, name: str) -> Any:
+    """Import and return the class implementing backend ``name`` of ``role``."""
+    try:
+        target, extra = BACKENDS[role][name]
+    except KeyError:
+        known = ", ".join(sorted(BACKENDS.get(role, {}))) or "none"
+        raise ConfigError(
+            f"unknown {role} backend {name!r}; known backends: {known}. "
+            f"Fix: set {role}.type in rtml.yaml to one of them"
+        ) from None
+    module_name, _, class_name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if extra is None or (exc.name or "").startswith("rtml"):
+            raise
+        raise MissingExtraError(name, extra, exc.name or "?") from exc
+    return getattr(module, class_name)
+
+
+def open_backend(role: str, config: Any) -> Any:
+    """Build the backend of ``role`` described by the typed config ``config``.
+
+    Every backend class takes its own typed config as the only argument.
+    """
+    cls = load_backend_class(role, config.type)
+    return cls(config)

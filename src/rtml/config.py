@@ -1,0 +1,132 @@
+"""Project settings: ``rtml.yaml`` overridden by ``RTML_*`` environment variables.
+
+Nested keys use a double underscore: ``RTML_EVENT_LOG__TYPE=kafka`` sets
+``event_log.type``. The environment is injectable (``load_config(dir, environ={...})``)
+so tests never touch ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from rtml.backends.event_log.config import EventLogConfig, LocalEventLogConfig
+from rtml.errors import ConfigError
+
+CONFIG_FILE = "rtml.yaml"
+ENV_PREFIX = "RTML_"
+
+
+class RtmlConfig(BaseSettings):
+    """Everything ``rtml.yaml`` may hold. Unknown keys are rejected."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    project: str = Field("rtml", pattern=r"^[a-z][a-z0-9_\-]*$")
+    # Where embedded backends keep their files, relative to the project directory.
+    data_dir: Path = Path(".rtml")
+    event_log: EventLogConfig = Field(default_factory=LocalEventLogConfig)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # load_config() merges the file and the (injected) environment itself.
+        return (init_settings,)
+
+    def topic(self, name: str) -> str:
+        """Full topic name, e.g. ``ecommerce.events.raw``."""
+        return f"{self.project}.{name}"
+
+
+class _MappingEnvSource(EnvSettingsSource):
+    """pydantic-settings' own environment parsing, over an injected mapping."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = dict(environ)
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {k.lower(): v for k, v in self._environ.items()}
+
+
+def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge ``override`` into ``base``; a section whose backend ``type`` changes is
+    replaced whole, since the old backend's keys mean nothing to the new one."""
+    out = dict(base)
+    for key, value in override.items():
+        current = out.get(key)
+        switches_backend = (
+            isinstance(value, Mapping)
+            and isinstance(current, Mapping)
+            and "type" in value
+            and value["type"] != current.get("type")
+        )
+        if isinstance(value, Mapping) and isinstance(current, Mapping) and not switches_backend:
+            out[key] = _deep_merge(dict(current), value)
+        else:
+            out[key] = value
+    return out
+
+
+def _resolve_paths(data: dict[str, Any], root: Path) -> dict[str, Any]:
+    for key, value in data.items():
+        if isinstance(value, dict):
+            data[key] = _resolve_paths(dict(value), root)
+        elif key in {"path", "data_dir"} and isinstance(value, str | Path):
+            path = Path(value)
+            data[key] = path if path.is_absolute() else root / path
+    return data
+
+
+def load_config(
+    project_dir: str | Path = ".", environ: Mapping[str, str] | None = None
+) -> RtmlConfig:
+    """Load ``<project_dir>/rtml.yaml`` (optional) and apply ``RTML_*`` overrides.
+
+    Relative paths in the file are resolved against the project directory.
+    """
+    root = Path(project_dir).resolve()
+    file = root / CONFIG_FILE
+    data: dict[str, Any] = {}
+    if file.exists():
+        try:
+            loaded = yaml.safe_load(file.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{file}: not valid YAML ({exc}). Fix the syntax") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{file}: the top level must be a mapping of settings")
+        data = loaded
+    env = environ if environ is not None else os.environ
+    ours = {k: v for k, v in env.items() if k.upper().startswith(ENV_PREFIX)}
+    env_data = _MappingEnvSource(RtmlConfig, ours)()
+    merged = _deep_merge(data, env_data)
+    merged.setdefault("data_dir", ".rtml")
+    try:
+        config = RtmlConfig(**_resolve_paths(merged, root))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(
+            f"{file}: invalid settings ({problems}). See docs/configuration.md"
+        ) from None
+    return config
