@@ -25,6 +25,8 @@ from rtml.backends.event_log.config import EventLogConfig, LocalEventLogConfig
 from rtml.errors import ConfigError
 
 CONFIG_FILE = "rtml.yaml"
+# The backend each role uses when rtml.yaml names none (the embedded default).
+DEFAULT_BACKENDS = {"event_log": "local"}
 ENV_PREFIX = "RTML_"
 
 
@@ -120,6 +122,9 @@ def load_config(
     env_data = _MappingEnvSource(RtmlConfig, ours)()
     merged = _deep_merge(data, env_data)
     merged.setdefault("data_dir", ".rtml")
+    for role, default in DEFAULT_BACKENDS.items():
+        if isinstance(merged.get(role), dict):
+            merged[role].setdefault("type", default)
     try:
         config = RtmlConfig(**_resolve_paths(merged, root))
     except ValidationError as exc:

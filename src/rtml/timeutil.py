@@ -39,9 +39,9 @@ def parse_duration(value: str | timedelta) -> timedelta:
 
 
 def format_duration(value: timedelta) -> str:
-    """The shortest exact string form of ``value`` (``timedelta(hours=1)`` -> ``"1h"``)."""
+    """The shortest exact string form of ``value`` in d, h, m, s or ms (``"1h"``, ``"7d"``)."""
     ms = int(value / timedelta(milliseconds=1))
-    for unit in ("w", "d", "h", "m", "s", "ms"):
+    for unit in ("d", "h", "m", "s", "ms"):
         size = int(_UNITS[unit] / timedelta(milliseconds=1))
         if ms % size == 0 and ms >= size:
             return f"{ms // size}{unit}"
