@@ -1,0 +1,1 @@
+"""``rtml demo``: the whole loop, stage by stage, with a machine-readable summary."""
