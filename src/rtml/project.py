@@ -6,6 +6,7 @@ loader, the config loader and the backend registry.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING
 from rtml.backends.registry import open_backend
 from rtml.config import CONFIG_FILE, RtmlConfig, load_config
 from rtml.definitions.loader import Definitions, load_definitions
-from rtml.errors import ConfigError
+from rtml.errors import ConfigError, InvalidInputError
 
 if TYPE_CHECKING:
     from rtml.backends.event_log.base import EventLog
@@ -59,3 +60,18 @@ class Project:
         """Open the configured event log (the caller closes it)."""
         log: EventLog = open_backend("event_log", self.config.event_log)
         return log
+
+
+def init_project(directory: Path, *, force: bool = False) -> Path:
+    """Copy the example project into ``directory`` (which must be empty unless ``force``)."""
+    if directory.exists() and any(directory.iterdir()) and not force:
+        raise InvalidInputError(
+            f"{directory} is not empty. Fix: pick a new directory, or pass --force to overwrite"
+        )
+    shutil.copytree(
+        EXAMPLE_DIR,
+        directory,
+        dirs_exist_ok=True,
+        ignore=shutil.ignore_patterns(".rtml", "__pycache__", "*.pyc"),
+    )
+    return directory

@@ -7,28 +7,11 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from rtml.apply import apply_project
 from rtml.cli.common import ProjectOption, console, open_project
-from rtml.core.plan import PlanItem, make_plan, read_applied, write_applied
-from rtml.project import INVALID_EVENTS, RAW_EVENTS, VALID_EVENTS, Project
+from rtml.core.plan import PlanItem
 
 _COLOURS = {"new": "green", "changed": "yellow", "unchanged": "dim", "removed": "red"}
-
-
-def apply_project(project: Project, *, dry_run: bool) -> list[PlanItem]:
-    """Check the definitions, compute the plan and, unless ``dry_run``, carry it out:
-    create the pipeline's topics and record the definitions' fingerprints."""
-    defs = project.definitions
-    state = project.data_dir / "applied.json"
-    plan = make_plan(defs, read_applied(state))
-    if not dry_run:
-        log = project.event_log()
-        try:
-            for name in (RAW_EVENTS, VALID_EVENTS, INVALID_EVENTS):
-                log.create_topic(project.topic(name), project.config.event_log.partitions)
-        finally:
-            log.close()
-        write_applied(state, plan, defs.fingerprint())
-    return plan
 
 
 def plan_table(plan: list[PlanItem]) -> Table:
@@ -37,9 +20,7 @@ def plan_table(plan: list[PlanItem]) -> Table:
         table.add_column(column)
     for item in plan:
         colour = _COLOURS[item.change]
-        table.add_row(
-            item.kind, item.name, f"[{colour}]{item.change}[/]", item.fingerprint[:8], item.detail
-        )
+        table.add_row(item.kind, item.name, f"[{colour}]{item.change}[/]", item.fingerprint[:8], item.detail)
     return table
 
 
@@ -64,6 +45,4 @@ def register(app: typer.Typer) -> None:
                 "run `rtml backfill` after apply.[/]"
             )
         verb = "Would apply" if dry_run else "Applied"
-        console.print(
-            f"{verb} {len(plan)} definitions of project [bold]{project.config.project}[/]."
-        )
+        console.print(f"{verb} {len(plan)} definitions of project [bold]{project.config.project}[/].")

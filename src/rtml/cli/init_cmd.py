@@ -2,29 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import typer
 
 from rtml.cli.common import console
-from rtml.errors import InvalidInputError
-from rtml.project import EXAMPLE_DIR
-
-
-def init_project(directory: Path, *, force: bool = False) -> Path:
-    """Copy the example project into ``directory`` (which must be empty unless ``force``)."""
-    if directory.exists() and any(directory.iterdir()) and not force:
-        raise InvalidInputError(
-            f"{directory} is not empty. Fix: pick a new directory, or pass --force to overwrite"
-        )
-    shutil.copytree(
-        EXAMPLE_DIR,
-        directory,
-        dirs_exist_ok=True,
-        ignore=shutil.ignore_patterns(".rtml", "__pycache__", "*.pyc"),
-    )
-    return directory
+from rtml.project import init_project
 
 
 def register(app: typer.Typer) -> None:

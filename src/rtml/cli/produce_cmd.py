@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
 from rtml.datagen.ecommerce import (
@@ -28,32 +20,10 @@ from rtml.datagen.ecommerce import (
 )
 from rtml.datagen.records import RawTopicWriter
 from rtml.errors import InvalidInputError
+from rtml.progress import progress_bar, tracked
 from rtml.timeutil import parse_timestamp
 
-T = TypeVar("T")
 _PROGRESS_MIN = 20_000  # smaller runs finish too fast for a progress bar to help
-
-
-def progress_bar(console: Console, *, enabled: bool = True, in_bytes: bool = False) -> Progress:
-    """A transient progress bar on ``console``, shown only on a terminal."""
-    return Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        DownloadColumn() if in_bytes else MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-        disable=not (enabled and console.is_terminal),
-    )
-
-
-def tracked(items: Iterable[T], progress: Progress, description: str, total: int) -> Iterator[T]:
-    task = progress.add_task(description, total=total)
-    for n, item in enumerate(items, start=1):
-        yield item
-        if n % 1000 == 0:
-            progress.update(task, completed=n)
-    progress.update(task, completed=total)
 
 
 def summary_table(summary: GenerationSummary, destination: str) -> Table:

@@ -13,10 +13,10 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from rtml.cli.produce_cmd import progress_bar
 from rtml.datagen.csv_replay import check_file, decoded_lines, event_to_line, events_from_csv_lines
 from rtml.datagen.records import RawTopicWriter
 from rtml.errors import InvalidInputError
+from rtml.progress import progress_bar
 
 
 def _raw_lines(path: Path, progress: Progress) -> Iterator[bytes]:

@@ -1,0 +1,104 @@
+"""The stages of ``rtml demo`` that exist so far, in order.
+
+Each stage fills the part of the summary it owns and nothing else. Later issues add
+validation, features, training, serving and monitoring stages to :data:`STAGES`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+from rich.table import Table
+
+from rtml.apply import apply_project
+from rtml.config import CONFIG_FILE
+from rtml.datagen import RawTopicWriter, generate, write_truth
+from rtml.demo.runner import DemoContext, Stage
+from rtml.progress import progress_bar, tracked
+from rtml.project import RAW_EVENTS, Project, init_project
+
+_IDLE_POLLS = 2
+
+
+def project_stage(ctx: DemoContext) -> None:
+    """Make the demo project from the example (if missing), start from empty state, apply."""
+    directory = ctx.options.directory
+    if not (directory / CONFIG_FILE).is_file():
+        init_project(directory)
+        ctx.console.print(f"created project {directory} from the e-commerce example")
+    project = Project.load(directory)
+    if project.data_dir.exists():
+        shutil.rmtree(project.data_dir)  # the demo always starts from an empty pipeline
+    plan = apply_project(project, dry_run=False)
+    ctx.project = project
+    views = len(project.definitions.feature_views)
+    ctx.console.print(
+        f"applied {len(plan)} definitions: {views} feature views, "
+        f"{len(project.definitions.models)} model(s); event log: {project.config.event_log.type}"
+    )
+
+
+def generate_stage(ctx: DemoContext) -> None:
+    """Synthetic traffic with a planted purchase probability; the truth stays on the side."""
+    opts = ctx.options
+    project = ctx.require_project()
+    generation = generate(opts.events, seed=opts.seed, days=opts.days, dirty_rate=opts.dirty_rate)
+    truth_path = project.data_dir / "truth.csv"
+    write_truth(generation.truth, truth_path)
+    ctx.artifacts["generation"] = generation
+    s = generation.summary
+    ctx.console.print(
+        f"generated {s.produced:,} lines: {s.valid:,} valid events, {s.invalid:,} malformed, "
+        f"{s.duplicates:,} duplicates, {s.out_of_order:,} late; {s.carts:,} carts "
+        f"(positive rate {s.positive_rate:.2f}, oracle AUC {s.oracle_auc:.3f}); truth -> {truth_path}"
+    )
+
+
+def ingest_stage(ctx: DemoContext) -> None:
+    """Send every raw line to ``<project>.events.raw`` and count what the log holds."""
+    project = ctx.require_project()
+    lines = ctx.artifacts["generation"].lines
+    started = time.perf_counter()
+    with progress_bar(ctx.console) as progress, RawTopicWriter.for_project(project.root) as writer:
+        for line in tracked(lines, progress, "sending to the event log", len(lines)):
+            writer.write(line)
+    elapsed = time.perf_counter() - started
+    stored = count_topic(project, project.topic(RAW_EVENTS))
+    ctx.summary.events.produced = stored
+    ctx.console.print(
+        f"{writer.sent:,} lines sent to {writer.topic} in {elapsed:.1f} s "
+        f"({writer.sent / max(elapsed, 1e-9):,.0f}/s); the log holds {stored:,}"
+    )
+
+
+def count_topic(project: Project, topic: str) -> int:
+    """Records in ``topic``, read back through a throw-away consumer group."""
+    log = project.event_log()
+    try:
+        consumer = log.consumer([topic], f"rtml-demo-count-{time.time_ns()}")
+        total, idle = 0, 0
+        while idle < _IDLE_POLLS:
+            batch = consumer.poll(max_records=10_000, timeout=0.2)
+            total += len(batch)
+            idle = 0 if batch else idle + 1
+        consumer.close()
+        return total
+    finally:
+        log.close()
+
+
+STAGES: list[tuple[str, Stage]] = [
+    ("project", project_stage),
+    ("generate", generate_stage),
+    ("ingest", ingest_stage),
+]
+
+
+def summary_table(rows: list[tuple[str, str]]) -> Table:
+    table = Table(title="rtml demo summary", title_justify="left")
+    table.add_column("key")
+    table.add_column("value", justify="right")
+    for key, value in rows:
+        table.add_row(key, value)
+    return table
