@@ -10,10 +10,17 @@ after its outputs are flushed sees every record at least once, and (with a dedup
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
+
+from rtml.errors import InvalidInputError
+
+# Kafka's rule for topic names, applied by every backend so a name that works
+# embedded also works on Kafka.
+_TOPIC_NAME = re.compile(r"^[A-Za-z0-9._\-]{1,249}$")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -46,6 +53,17 @@ def partition_for(key: bytes | None, partitions: int, fallback: int = 0) -> int:
     return zlib.crc32(key) % partitions
 
 
+def check_topic(name: str, partitions: int = 1) -> None:
+    """Raise :class:`~rtml.errors.InvalidInputError` for a name Kafka would refuse
+    or a partition count below 1."""
+    if not isinstance(name, str) or not _TOPIC_NAME.match(name) or name in {".", ".."}:
+        raise InvalidInputError(
+            f"invalid topic name {name!r}. Fix: use 1-249 characters among letters, digits, '.', '_' and '-'"
+        )
+    if partitions < 1:
+        raise InvalidInputError(f"topic {name!r}: partitions must be at least 1, got {partitions}")
+
+
 @runtime_checkable
 class LogConsumer(Protocol):
     """A member of a consumer group reading one or more topics."""
@@ -65,12 +83,14 @@ class LogConsumer(Protocol):
 class EventLog(Protocol):
     """Append-only topics with per-group committed offsets."""
 
-    def create_topic(self, name: str, partitions: int = 1) -> None:
-        """Create ``name`` if missing (idempotent)."""
+    def create_topic(self, name: str, partitions: int | None = None) -> None:
+        """Create ``name`` if missing (idempotent; an existing topic keeps its partition
+        count). ``None`` means the backend's configured ``partitions``."""
         ...
 
     def produce(self, topic: str, records: Sequence[LogRecord]) -> None:
-        """Append records; ``key``, ``headers`` and ``timestamp_ms`` are kept."""
+        """Append records; ``key``, ``headers`` and ``timestamp_ms`` are kept (a missing
+        timestamp becomes the produce time). A missing topic is created."""
         ...
 
     def flush(self, timeout: float = 30.0) -> None:
@@ -78,8 +98,8 @@ class EventLog(Protocol):
         ...
 
     def consumer(self, topics: Sequence[str], group: str) -> LogConsumer:
-        """A consumer of ``topics`` in ``group``, starting at the group's committed offsets
-        (or at the beginning for a new group)."""
+        """A consumer of ``topics`` (created if missing) in ``group``, starting at the
+        group's committed offsets (or at the beginning for a new group)."""
         ...
 
     def close(self) -> None: ...

@@ -16,7 +16,7 @@ class MemoryEventLogConfig(_Strict):
     """In-process, non-durable log for tests (``rtml.testing``)."""
 
     type: Literal["memory"] = "memory"
-    partitions: int = Field(1, ge=1)
+    partitions: int = Field(default=1, ge=1)
 
 
 class LocalEventLogConfig(_Strict):
@@ -24,7 +24,7 @@ class LocalEventLogConfig(_Strict):
 
     type: Literal["local"] = "local"
     path: Path = Path(".rtml/log.db")
-    partitions: int = Field(1, ge=1)
+    partitions: int = Field(default=1, ge=1)
 
 
 class KafkaEventLogConfig(_Strict):
@@ -32,10 +32,14 @@ class KafkaEventLogConfig(_Strict):
 
     type: Literal["kafka"] = "kafka"
     bootstrap_servers: str = "127.0.0.1:9092"
-    partitions: int = Field(3, ge=1)
-    replication_factor: int = Field(1, ge=1)
+    partitions: int = Field(default=3, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
     # Extra librdkafka settings (e.g. security.protocol), passed through unchanged.
     client: dict[str, str] = Field(default_factory=dict)
+    # Settings of the topics rtml creates. Records carry their event time as timestamp, so
+    # time-based retention would delete replayed history (2019 events) at once: keep by
+    # default, bounded by size on the broker. Set e.g. {"retention.ms": "604800000"} to expire.
+    topic_config: dict[str, str] = Field(default_factory=lambda: {"retention.ms": "-1"})
 
 
 EventLogConfig = Annotated[
