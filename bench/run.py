@@ -1,0 +1,28 @@
+"""Run every benchmark (``make bench``); each prints its table and writes bench/results/*.json."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BENCHMARKS = ["event_log.py", "validation.py"]
+
+
+def main() -> int:
+    failed = []
+    for name in BENCHMARKS:
+        path = HERE / name
+        if not path.exists():
+            continue
+        print(f"== {name}", flush=True)
+        if subprocess.call([sys.executable, str(path)], cwd=HERE) != 0:
+            failed.append(name)
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
