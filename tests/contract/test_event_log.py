@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from rtml.backends.event_log.base import EventLog, LogConsumer, LogRecord, partition_for
-from rtml.backends.event_log.config import KafkaEventLogConfig
+from rtml.backends.event_log.config import KafkaEventLogConfig, MemoryEventLogConfig
+from rtml.backends.event_log.memory import MemoryEventLog
 from rtml.backends.registry import open_backend
 from rtml.errors import BackendUnavailableError, InvalidInputError, RtmlError
 
@@ -290,3 +291,40 @@ def test_kafka_flush_raises_when_the_broker_refuses_a_record(harness: LogHarness
         log.flush(timeout=30)
     finally:
         log.close()
+
+
+def test_produce_and_commit_is_one_step(harness: LogHarness) -> None:
+    """Outputs and input offsets commit together: a consume-transform-produce loop that
+    stops before the step redoes its inputs with no output left behind; after the step,
+    the outputs are there and the inputs are not delivered again."""
+    source, sink = harness.topic(partitions=2, name="in"), harness.topic(name="out")
+    group = harness.group()
+    harness.log.produce(source, [LogRecord(key=str(i).encode(), value=str(i).encode()) for i in range(10)])
+    harness.log.flush()
+
+    crashed = harness.log.consumer([source], group)
+    assert len(poll_until(crashed, 10)) == 10
+    crashed.close()  # stopped before produce_and_commit: nothing was handed over
+
+    log = harness.reopen()
+    consumer = log.consumer([source], group)
+    inputs = poll_until(consumer, 10)
+    assert sorted(values(inputs)) == sorted(str(i).encode() for i in range(10))
+    log.produce_and_commit({sink: [LogRecord(value=r.value + b"!") for r in inputs]}, consumer)
+    assert consumer.poll(timeout=0.3) == []
+    consumer.close()
+
+    log = harness.reopen()
+    again = log.consumer([source], group)
+    assert again.poll(timeout=0.5) == []
+    again.close()
+    outputs = read_all(log, sink, harness.group("reader"), 10)
+    assert sorted(values(outputs)) == sorted(str(i).encode() + b"!" for i in range(10))
+
+
+def test_produce_and_commit_refuses_a_foreign_consumer(harness: LogHarness) -> None:
+    other = MemoryEventLog(MemoryEventLogConfig())
+    foreign = other.consumer(["x"], "g")
+    with pytest.raises(RtmlError, match="produce_and_commit needs a consumer"):
+        harness.log.produce_and_commit({}, foreign)
+    foreign.close()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -95,6 +95,13 @@ class EventLog(Protocol):
 
     def flush(self, timeout: float = 30.0) -> None:
         """Block until every produced record is durable."""
+        ...
+
+    def produce_and_commit(self, outputs: Mapping[str, Sequence[LogRecord]], consumer: LogConsumer) -> None:
+        """Append ``outputs`` (topic -> records) and commit ``consumer``'s polled positions
+        as ONE atomic step: after a crash either both happened or neither did. This is how
+        a consume-transform-produce service gives each input exactly one outcome.
+        ``consumer`` must come from this log."""
         ...
 
     def consumer(self, topics: Sequence[str], group: str) -> LogConsumer:

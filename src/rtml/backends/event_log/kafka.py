@@ -15,7 +15,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from confluent_kafka import (
@@ -29,12 +30,13 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from rtml.backends.event_log.base import LogRecord, check_topic
+from rtml.backends.event_log.base import LogConsumer, LogRecord, check_topic
 from rtml.backends.event_log.config import KafkaEventLogConfig
 from rtml.errors import BackendUnavailableError, ConfigError, RtmlError
 
 logger = logging.getLogger(__name__)
 
+_DEFAULT: Any = object()  # "use the log's delivery callback"
 CONNECT_TIMEOUT_S = 10.0  # metadata and admin requests
 PRODUCE_BLOCK_S = 30.0  # how long produce() waits for room in a full local queue
 # Consumer errors librdkafka recovers from by itself: skip them.
@@ -67,6 +69,7 @@ class KafkaEventLog:
         self._first_failure: KafkaError | None = None
         self._known: set[str] = set()
         self._producer: Producer | None = None
+        self._txn_producer: Producer | None = None
         self._admin = _build(AdminClient, self._client)
         self._metadata()  # fail now, clearly, if the broker is not there
 
@@ -117,6 +120,59 @@ class KafkaEventLog:
         if pending:
             raise self._unreachable(f"{pending} record(s) not delivered within {timeout:.0f} s")
 
+    def produce_and_commit(self, outputs: Mapping[str, Sequence[LogRecord]], consumer: LogConsumer) -> None:
+        """One Kafka transaction: the outputs and the consumer group's offsets commit
+        together (consumers of the outputs read with ``isolation.level=read_committed``)."""
+        if not isinstance(consumer, KafkaLogConsumer):
+            raise RtmlError("produce_and_commit needs a consumer of this Kafka log")
+        self._ensure_topics([t for t, records in outputs.items() if records])
+        producer = self._get_transactional()
+        try:
+            producer.begin_transaction()
+            for topic, records in outputs.items():
+                for record in records:
+                    self._send(producer, topic, record, on_delivery=None)
+            offsets = consumer._uncommitted()
+            if offsets:
+                producer.send_offsets_to_transaction(
+                    offsets, consumer._consumer.consumer_group_metadata(), CONNECT_TIMEOUT_S
+                )
+            producer.commit_transaction(CONNECT_TIMEOUT_S * 3)
+        except KafkaException as exc:
+            error = exc.args[0]
+            self._abort(producer, error)
+            raise self._error(error, "committing a transaction") from exc
+        consumer._mark_committed()
+
+    def _get_transactional(self) -> Producer:
+        with self._lock:
+            if self._txn_producer is None:
+                settings = {
+                    **self._client,
+                    "transactional.id": f"rtml-{uuid.uuid4().hex}",
+                    "enable.idempotence": True,
+                    "acks": "all",
+                    "linger.ms": 5,
+                }
+                producer = _build(Producer, settings)
+                try:
+                    producer.init_transactions(CONNECT_TIMEOUT_S)
+                except KafkaException as exc:
+                    raise self._error(exc.args[0], "starting a transactional producer") from exc
+                self._txn_producer = producer
+            return self._txn_producer
+
+    def _abort(self, producer: Producer, error: KafkaError) -> None:
+        """Abort after a failed transaction; a fatal error retires the producer."""
+        if error.fatal() or not error.txn_requires_abort():
+            if error.fatal():
+                self._txn_producer = None
+            return
+        try:
+            producer.abort_transaction(CONNECT_TIMEOUT_S)
+        except KafkaException:
+            self._txn_producer = None
+
     def consumer(self, topics: Sequence[str], group: str) -> KafkaLogConsumer:
         """A member of ``group`` subscribed to ``topics`` (created if missing)."""
         names = list(dict.fromkeys(topics))
@@ -128,10 +184,12 @@ class KafkaEventLog:
             "group.id": group,
             "enable.auto.commit": False,  # commit() only: at-least-once
             "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",  # never see aborted transactional outputs
         }
         return KafkaLogConsumer(settings, names, group, self._servers)
 
     def close(self) -> None:
+        self._txn_producer = None
         if self._producer is not None:
             left = self._producer.flush(CONNECT_TIMEOUT_S)
             if left:
@@ -158,7 +216,7 @@ class KafkaEventLog:
                 self._producer = _build(Producer, settings)
             return self._producer
 
-    def _send(self, producer: Producer, topic: str, record: LogRecord) -> None:
+    def _send(self, producer: Producer, topic: str, record: LogRecord, on_delivery: Any = _DEFAULT) -> None:
         deadline = time.monotonic() + PRODUCE_BLOCK_S
         while True:
             try:
@@ -168,7 +226,7 @@ class KafkaEventLog:
                     key=record.key,
                     headers=list(record.headers) or None,
                     timestamp=record.timestamp_ms or 0,  # 0: now
-                    on_delivery=self._on_delivery,
+                    on_delivery=self._on_delivery if on_delivery is _DEFAULT else on_delivery,
                 )
                 return
             except BufferError:  # the local queue is full: serve deliveries, retry
@@ -265,17 +323,26 @@ class KafkaLogConsumer:
     def commit(self) -> None:
         """Commit, synchronously, the position after every record polled so far."""
         self._check_open()
-        changed = {tp: pos for tp, pos in self._positions.items() if self._committed.get(tp) != pos}
-        if not changed:
+        offsets = self._uncommitted()
+        if not offsets:
             return
-        offsets = [TopicPartition(t, p, pos) for (t, p), pos in changed.items()]
         try:
             self._consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
             error = exc.args[0]
             if error.code() != KafkaError._NO_OFFSET:
                 raise translate(error, self._servers, f"committing group {self._group!r}") from exc
-        self._committed.update(changed)
+        self._mark_committed()
+
+    def _uncommitted(self) -> list[TopicPartition]:
+        return [
+            TopicPartition(t, p, pos)
+            for (t, p), pos in self._positions.items()
+            if self._committed.get((t, p)) != pos
+        ]
+
+    def _mark_committed(self) -> None:
+        self._committed.update(self._positions)
 
     def close(self) -> None:
         if not self._closed:

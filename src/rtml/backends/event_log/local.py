@@ -21,12 +21,12 @@ import sqlite3
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from rtml.backends.event_log.base import LogRecord, check_topic, partition_for
+from rtml.backends.event_log.base import LogConsumer, LogRecord, check_topic, partition_for
 from rtml.backends.event_log.config import LocalEventLogConfig
 from rtml.errors import BackendUnavailableError, RtmlError
 
@@ -99,36 +99,53 @@ class LocalEventLog:
         """Append ``records`` in one transaction, durable when this returns."""
         if not records:
             return
+        with self._write():
+            self._append(topic, records)
+
+    def produce_and_commit(self, outputs: Mapping[str, Sequence[LogRecord]], consumer: LogConsumer) -> None:
+        """Append ``outputs`` and commit ``consumer``'s positions in one SQLite transaction."""
+        if not isinstance(consumer, LocalLogConsumer) or consumer._path != self._path:
+            raise RtmlError(f"produce_and_commit needs a consumer of this same log file {self._path}")
+        consumer._check_open()
+        with self._write():
+            for topic, records in outputs.items():
+                self._append(topic, records)
+            self._conn.executemany(_COMMIT, consumer._uncommitted())
+        consumer._mark_committed()
+
+    def _append(self, topic: str, records: Sequence[LogRecord]) -> None:
+        """Insert ``records`` with the next offsets; call inside a write transaction."""
+        if not records:
+            return
         if topic not in self._topics:
             check_topic(topic)
         now = int(time.time() * 1000)
-        with self._write():
-            topic_id, count = self._topic(topic, self._config.partitions)
-            heads: dict[int, int] = {}
-            rows = []
-            for record in records:
-                if record.key is None:
-                    part = self._round_robin % count
-                    self._round_robin += 1
-                else:
-                    part = partition_for(record.key, count)
-                offset = heads.get(part)
-                if offset is None:
-                    last = self._conn.execute(_HEAD, (topic_id, part)).fetchone()[0]
-                    offset = 0 if last is None else last + 1
-                heads[part] = offset + 1
-                rows.append(
-                    (
-                        topic_id,
-                        part,
-                        offset,
-                        record.key,
-                        record.value,
-                        _encode_headers(record.headers),
-                        now if record.timestamp_ms is None else record.timestamp_ms,
-                    )
+        topic_id, count = self._topic(topic, self._config.partitions)
+        heads: dict[int, int] = {}
+        rows = []
+        for record in records:
+            if record.key is None:
+                part = self._round_robin % count
+                self._round_robin += 1
+            else:
+                part = partition_for(record.key, count)
+            offset = heads.get(part)
+            if offset is None:
+                last = self._conn.execute(_HEAD, (topic_id, part)).fetchone()[0]
+                offset = 0 if last is None else last + 1
+            heads[part] = offset + 1
+            rows.append(
+                (
+                    topic_id,
+                    part,
+                    offset,
+                    record.key,
+                    record.value,
+                    _encode_headers(record.headers),
+                    now if record.timestamp_ms is None else record.timestamp_ms,
                 )
-            self._conn.executemany(_INSERT, rows)
+            )
+        self._conn.executemany(_INSERT, rows)
 
     def flush(self, timeout: float = 30.0) -> None:
         """Nothing to do: every ``produce`` is durable when it returns."""
@@ -242,15 +259,22 @@ class LocalLogConsumer:
     def commit(self) -> None:
         """Store, durably, the position after every record polled so far."""
         self._check_open()
-        changed = [
-            (self._group, topic_id, part, pos)
-            for (topic_id, part), pos in self._positions.items()
-            if self._committed.get((topic_id, part)) != pos
-        ]
+        changed = self._uncommitted()
         if not changed:
             return
         with _sqlite_errors(self._path), _immediate(self._conn):
             self._conn.executemany(_COMMIT, changed)
+        self._mark_committed()
+
+    def _uncommitted(self) -> list[tuple[str, int, int, int]]:
+        """``_COMMIT`` rows for the positions that moved since the last commit."""
+        return [
+            (self._group, topic_id, part, pos)
+            for (topic_id, part), pos in self._positions.items()
+            if self._committed.get((topic_id, part)) != pos
+        ]
+
+    def _mark_committed(self) -> None:
         self._committed.update(self._positions)
 
     def close(self) -> None:

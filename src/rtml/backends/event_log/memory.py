@@ -11,10 +11,10 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from rtml.backends.event_log.base import LogRecord, check_topic, partition_for
+from rtml.backends.event_log.base import LogConsumer, LogRecord, check_topic, partition_for
 from rtml.backends.event_log.config import MemoryEventLogConfig
 from rtml.errors import RtmlError
 
@@ -45,32 +45,48 @@ class MemoryEventLog:
         """Append ``records``; a missing topic is created with the configured partitions."""
         if not records:
             return
-        if topic not in self._topics:
-            self.create_topic(topic)
-        now = int(time.time() * 1000)
         with self._cond:
-            self._check_open()
-            partitions = self._topics[topic]
-            for record in records:
-                if record.key is None:
-                    part = self._round_robin % len(partitions)
-                    self._round_robin += 1
-                else:
-                    part = partition_for(record.key, len(partitions))
-                log = partitions[part]
-                stamp = now if record.timestamp_ms is None else record.timestamp_ms
-                log.append(
-                    replace(
-                        record,
-                        value=bytes(record.value),
-                        headers=tuple(record.headers),
-                        timestamp_ms=stamp,
-                        topic=topic,
-                        partition=part,
-                        offset=len(log),
-                    )
+            self._append(topic, records)
+
+    def produce_and_commit(self, outputs: Mapping[str, Sequence[LogRecord]], consumer: LogConsumer) -> None:
+        """Append ``outputs`` and commit ``consumer``'s positions under one lock."""
+        if not isinstance(consumer, MemoryLogConsumer) or consumer._log is not self:
+            raise RtmlError("produce_and_commit needs a consumer of this same memory log")
+        with self._cond:
+            for topic, records in outputs.items():
+                self._append(topic, records)
+            consumer.commit()
+
+    def _append(self, topic: str, records: Sequence[LogRecord]) -> None:
+        """Append under ``self._cond`` (held by the caller)."""
+        if not records:
+            return
+        if topic not in self._topics:
+            check_topic(topic)
+            self._topics[topic] = [[] for _ in range(self._config.partitions)]
+        now = int(time.time() * 1000)
+        self._check_open()
+        partitions = self._topics[topic]
+        for record in records:
+            if record.key is None:
+                part = self._round_robin % len(partitions)
+                self._round_robin += 1
+            else:
+                part = partition_for(record.key, len(partitions))
+            log = partitions[part]
+            stamp = now if record.timestamp_ms is None else record.timestamp_ms
+            log.append(
+                replace(
+                    record,
+                    value=bytes(record.value),
+                    headers=tuple(record.headers),
+                    timestamp_ms=stamp,
+                    topic=topic,
+                    partition=part,
+                    offset=len(log),
                 )
-            self._cond.notify_all()
+            )
+        self._cond.notify_all()
 
     def flush(self, timeout: float = 30.0) -> None:
         """Nothing to do: ``produce`` appends synchronously (and nothing is durable)."""
