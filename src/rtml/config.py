@@ -22,11 +22,12 @@ from pydantic_settings import (
 )
 
 from rtml.backends.event_log.config import EventLogConfig, LocalEventLogConfig
+from rtml.backends.schema_store.config import EmbeddedSchemaRegistryConfig, SchemaRegistryConfig
 from rtml.errors import ConfigError
 
 CONFIG_FILE = "rtml.yaml"
 # The backend each role uses when rtml.yaml names none (the embedded default).
-DEFAULT_BACKENDS = {"event_log": "local"}
+DEFAULT_BACKENDS = {"event_log": "local", "schema_registry": "embedded"}
 ENV_PREFIX = "RTML_"
 
 
@@ -41,6 +42,7 @@ class RtmlConfig(BaseSettings):
     # Where embedded backends keep their files, relative to the project directory.
     data_dir: Path = Path(".rtml")
     event_log: EventLogConfig = Field(default_factory=LocalEventLogConfig)
+    schema_registry: SchemaRegistryConfig = Field(default_factory=EmbeddedSchemaRegistryConfig)
 
     @classmethod
     def settings_customise_sources(
@@ -99,6 +101,18 @@ def _resolve_paths(data: dict[str, Any], root: Path) -> dict[str, Any]:
     return data
 
 
+def _anchor_defaults(config: RtmlConfig, root: Path) -> RtmlConfig:
+    """Resolve the relative default ``path`` of each role's section against ``root`` (paths
+    given in the file are resolved before validation; defaults come after it)."""
+    updates: dict[str, Any] = {}
+    for name in type(config).model_fields:
+        section = getattr(config, name)
+        path = getattr(section, "path", None)
+        if isinstance(path, Path) and not path.is_absolute() and str(path) != ":memory:":
+            updates[name] = section.model_copy(update={"path": root / path})
+    return config.model_copy(update=updates) if updates else config
+
+
 def load_config(
     project_dir: str | Path = ".", environ: Mapping[str, str] | None = None
 ) -> RtmlConfig:
@@ -126,7 +140,7 @@ def load_config(
         if isinstance(merged.get(role), dict):
             merged[role].setdefault("type", default)
     try:
-        config = RtmlConfig(**_resolve_paths(merged, root))
+        config = _anchor_defaults(RtmlConfig(**_resolve_paths(merged, root)), root)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()

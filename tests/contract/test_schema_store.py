@@ -207,3 +207,19 @@ def test_postgres_down_fails_fast_with_a_clear_error() -> None:
     message = str(caught.value)
     assert "unavailable" in message and "secret" not in message and "***" in message
     store.close()
+
+
+@pytest.mark.parametrize("opener", [POSTGRES], indirect=True)
+def test_postgres_recovers_after_losing_its_connection(opener: Opener, store: SchemaStore) -> None:
+    import psycopg
+
+    store.set_config(None, "FULL")
+    pid = store._conn.info.backend_pid  # type: ignore[attr-defined]  # only this store's session
+    with psycopg.connect(PG_URL, autocommit=True, connect_timeout=5) as admin:
+        killed = admin.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()
+    assert killed == (True,)
+    try:
+        store.get_config(None)  # may fail once: the connection died under it
+    except BackendUnavailableError as exc:
+        assert "unavailable" in str(exc)
+    assert store.get_config(None) == "FULL"  # and then it reconnects by itself

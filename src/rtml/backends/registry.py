@@ -18,6 +18,11 @@ BACKENDS: dict[str, dict[str, tuple[str, str | None]]] = {
         "local": ("rtml.backends.event_log.local:LocalEventLog", None),
         "kafka": ("rtml.backends.event_log.kafka:KafkaEventLog", "kafka"),
     },
+    # The store of rtml's own schema registry; `external` has none (see schema_store).
+    "schema_registry": {
+        "embedded": ("rtml.backends.schema_store.sqlite:SqliteSchemaStore", None),
+        "postgres": ("rtml.backends.schema_store.postgres:PostgresSchemaStore", "postgres"),
+    },
 }
 
 

@@ -55,3 +55,26 @@ def test_apply_outside_a_project_says_what_to_do(tmp_path: Path) -> None:
     result = runner.invoke(app, ["apply", "--project", str(tmp_path)])
     assert result.exit_code != 0
     assert "rtml init" in str(result.exception)
+
+
+def test_apply_registers_the_source_schema_in_the_embedded_registry(tmp_path: Path) -> None:
+    from rtml.backends.schema_store import open_schema_store
+    from rtml.services.registry.registry import SchemaRegistry
+
+    project_dir = tmp_path / "shop"
+    assert runner.invoke(app, ["init", str(project_dir)]).exit_code == 0
+    for _ in range(2):  # idempotent: the same schema keeps its id and version
+        result = runner.invoke(app, ["apply", "--project", str(project_dir)])
+        assert result.exit_code == 0, result.output
+    project = Project.load(project_dir, environ={})
+    assert project.config.schema_registry.path.is_relative_to(project_dir.resolve())  # type: ignore[union-attr]
+    store = open_schema_store(project.config.schema_registry)
+    try:
+        registry = SchemaRegistry(store)
+        assert registry.subjects() == ["ecommerce.events.raw-value"]
+        latest = registry.version("ecommerce.events.raw-value", "latest")
+        assert latest.version == 1
+        assert latest.schema.schema_type == "JSON"
+        assert '"event_type"' in latest.schema.text
+    finally:
+        store.close()

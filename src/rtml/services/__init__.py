@@ -1,0 +1,1 @@
+"""Long-running processes: the schema registry, the validator, the engine, the server."""
