@@ -6,7 +6,7 @@
 #   bash scripts/services.sh status [service...]   one line per service; exit 3 if any is down
 #   bash scripts/services.sh restart [service...]
 #
-# Services (default: all, in this order): postgres redis kafka
+# Services (default: all, in this order): postgres redis kafka search
 # Everything listens on 127.0.0.1 only. See docs/services.md.
 #
 # Layout: one function group per service -- install_X, start_X, stop_X, health_X,
@@ -26,10 +26,11 @@
 #   RTML_KAFKA_AUTO_CREATE_TOPICS  auto.create.topics.enable   (default: false)
 #   RTML_SERVICES_PYTHON       Python with confluent_kafka for the Kafka health check
 #                              (default: <repo>/.venv/bin/python; without it: port + log line)
+#   RTML_SEARCH_PORT           search server (osmem-server, OpenSearch API) port (default: 9200)
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-SERVICES=(postgres redis kafka)
+SERVICES=(postgres redis kafka search)
 
 HOST=127.0.0.1
 SERVICES_DIR="${RTML_SERVICES_DIR:-$REPO_ROOT/.services}"
@@ -53,6 +54,10 @@ KAFKA_DIR="$SERVICES_DIR/kafka"
 JVM_POM="$REPO_ROOT/deploy/jvm/pom.xml"
 JVM_LIB="$REPO_ROOT/deploy/jvm/lib"
 VENV_PY="${RTML_SERVICES_PYTHON:-$REPO_ROOT/.venv/bin/python}"
+
+SEARCH_PORT="${RTML_SEARCH_PORT:-9200}"
+SEARCH_DIR="$SERVICES_DIR/search"
+SEARCH_PACKAGE='osmem-server>=0.1.6'
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -593,6 +598,119 @@ status_kafka() {
     fi
 }
 
+# ----------------------------------------------------------------------------- search
+# osmem-server (PyPI): an in-memory, OpenSearch-compatible server, one static binary
+# shipped in a wheel. For tests only: its data is lost when it stops.
+
+# the Python whose site-packages hold osmem_server: the project venv, else our own venv
+search_python() {
+    if [[ -x "$VENV_PY" ]]; then echo "$VENV_PY"; else echo "$SEARCH_DIR/venv/bin/python"; fi
+}
+
+search_bin() {
+    local py
+    py="$(search_python)"
+    [[ -x "$py" ]] || return 1
+    "$py" -c 'import osmem_server; print(osmem_server.resolve_binary())' 2>/dev/null
+}
+
+install_search() {
+    search_bin >/dev/null && return 0
+    mkdir -p "$SEARCH_DIR"
+    local py
+    py="$(search_python)"
+    if [[ ! -x "$py" ]]; then
+        log "search: no $VENV_PY, making a venv for osmem-server in $SEARCH_DIR/venv"
+        python3 -m venv "$SEARCH_DIR/venv" >>"$SEARCH_DIR/install.log" 2>&1 ||
+            die_with_logs "search: python3 -m venv failed" "$SEARCH_DIR/install.log"
+    fi
+    log "search: installing $SEARCH_PACKAGE with $py (log: $SEARCH_DIR/install.log)"
+    "$py" -m pip install -q "$SEARCH_PACKAGE" >>"$SEARCH_DIR/install.log" 2>&1 ||
+        die_with_logs "search: pip install $SEARCH_PACKAGE failed" "$SEARCH_DIR/install.log"
+    search_bin >/dev/null || die "search: osmem-server installed, but its binary is missing for this platform"
+}
+
+search_running() { pid_matches "$(read_pid "$SEARCH_DIR/osmem.pid")" osmem-server; }
+
+# GET PATH on the search server, body on stdout
+search_get() {
+    if command -v curl >/dev/null 2>&1; then
+        curl -fsS --max-time 3 "http://$HOST:$SEARCH_PORT$1"
+    else
+        # shellcheck disable=SC2016  # the inner bash expands $1..$3
+        timeout 3 bash -c 'exec 3<>"/dev/tcp/$1/$2" && printf "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n" "$3" "$1" >&3 &&
+            cat <&3 | sed "1,/^\r\$/d"' _ "$HOST" "$SEARCH_PORT" "$1"
+    fi
+}
+
+health_search() {
+    search_get /_cluster/health 2>/dev/null | grep -Eq '"status" *: *"(green|yellow)"'
+}
+
+start_search() {
+    mkdir -p "$SEARCH_DIR"
+    if search_running && health_search; then
+        log "search: already running on $HOST:$SEARCH_PORT"
+        return 0
+    fi
+    if ! search_running; then
+        rm -f "$SEARCH_DIR/osmem.pid"
+        port_free_or_die "$SEARCH_PORT" search
+        local bin
+        bin="$(search_bin)" || die "search: osmem-server is not installed (run: $0 start search)"
+        log "search: starting $("$bin" -version 2>/dev/null) on $HOST:$SEARCH_PORT (in memory)"
+        # setsid: the server outlives this shell; --no-stdin-watch: it would exit when
+        # its stdin closes (that is how osmem's pytest plugin stops it)
+        # shellcheck disable=SC2016  # $$ and $@ belong to the inner bash
+        setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$SEARCH_DIR/osmem.pid" \
+            "$bin" --addr "$HOST:$SEARCH_PORT" --no-stdin-watch --no-ja \
+            </dev/null >>"$SEARCH_DIR/osmem.log" 2>&1 9>&- &
+        local i
+        for ((i = 0; i < 50; i++)); do
+            [[ -s "$SEARCH_DIR/osmem.pid" ]] && break
+            sleep 0.1
+        done
+    fi
+    local rc=0
+    wait_for "$TIMEOUT" search_running health_search || rc=$?
+    case "$rc" in
+        0) log "search: up on $HOST:$SEARCH_PORT (pid $(read_pid "$SEARCH_DIR/osmem.pid"))" ;;
+        2) die_with_logs "search: osmem-server exited during start-up" "$SEARCH_DIR/osmem.log" ;;
+        *) die_with_logs "search: no healthy /_cluster/health on $HOST:$SEARCH_PORT after ${TIMEOUT}s" "$SEARCH_DIR/osmem.log" ;;
+    esac
+}
+
+stop_search() {
+    if ! search_running; then
+        rm -f "$SEARCH_DIR/osmem.pid"
+        log "search: not running"
+        return 0
+    fi
+    local pid i
+    pid="$(read_pid "$SEARCH_DIR/osmem.pid")"
+    log "search: stopping (pid $pid; its in-memory data is dropped)"
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 30; i++)); do
+        if ! pid_matches "$pid" osmem-server; then
+            rm -f "$SEARCH_DIR/osmem.pid"
+            return 0
+        fi
+        sleep 1
+    done
+    log "search: did not stop in 30s, killing pid $pid"
+    kill -KILL "$pid" 2>/dev/null || true
+    rm -f "$SEARCH_DIR/osmem.pid"
+}
+
+status_search() {
+    if search_running && health_search; then
+        echo "search    up    $HOST:$SEARCH_PORT  osmem-server (in memory)  log=$SEARCH_DIR/osmem.log  url=http://$HOST:$SEARCH_PORT"
+    else
+        echo "search    down  $HOST:$SEARCH_PORT  osmem-server (in memory)  log=$SEARCH_DIR/osmem.log"
+        return 1
+    fi
+}
+
 # ------------------------------------------------------------------------------- main
 
 usage() {
@@ -607,7 +725,10 @@ resolve_services() {
         return
     fi
     for s in "$@"; do
-        case "$s" in postgresql | pg) s=postgres ;; esac
+        case "$s" in
+            postgresql | pg) s=postgres ;;
+            opensearch | osmem) s=search ;;
+        esac
         for known in "${SERVICES[@]}"; do
             if [[ "$s" == "$known" ]]; then
                 out+=("$s")

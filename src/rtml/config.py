@@ -21,13 +21,14 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from rtml.backends.dead_letter.config import DeadLetterConfig, TableDeadLetterConfig
 from rtml.backends.event_log.config import EventLogConfig, LocalEventLogConfig
 from rtml.backends.schema_store.config import EmbeddedSchemaRegistryConfig, SchemaRegistryConfig
 from rtml.errors import ConfigError
 
 CONFIG_FILE = "rtml.yaml"
 # The backend each role uses when rtml.yaml names none (the embedded default).
-DEFAULT_BACKENDS = {"event_log": "local", "schema_registry": "embedded"}
+DEFAULT_BACKENDS = {"event_log": "local", "schema_registry": "embedded", "dead_letter": "table"}
 ENV_PREFIX = "RTML_"
 
 
@@ -43,6 +44,8 @@ class RtmlConfig(BaseSettings):
     data_dir: Path = Path(".rtml")
     event_log: EventLogConfig = Field(default_factory=LocalEventLogConfig)
     schema_registry: SchemaRegistryConfig = Field(default_factory=EmbeddedSchemaRegistryConfig)
+    # Where invalid events end; the table file defaults to <data_dir>/dead_letters.db.
+    dead_letter: DeadLetterConfig = Field(default_factory=TableDeadLetterConfig)
 
     @classmethod
     def settings_customise_sources(

@@ -23,6 +23,13 @@ BACKENDS: dict[str, dict[str, tuple[str, str | None]]] = {
         "embedded": ("rtml.backends.schema_store.sqlite:SqliteSchemaStore", None),
         "postgres": ("rtml.backends.schema_store.postgres:PostgresSchemaStore", "postgres"),
     },
+    # Where invalid events end (see docs/dead-letters.md).
+    "dead_letter": {
+        "memory": ("rtml.backends.dead_letter.memory:MemoryDeadLetterSink", None),
+        "table": ("rtml.backends.dead_letter.table:TableDeadLetterSink", None),
+        "kafka": ("rtml.backends.dead_letter.kafka:KafkaDeadLetterSink", "kafka"),
+        "opensearch": ("rtml.backends.dead_letter.opensearch:OpenSearchDeadLetterSink", None),
+    },
 }
 
 
