@@ -13,6 +13,7 @@ from rtml.definitions import (
     Source,
 )
 from rtml.errors import DefinitionError, RtmlError
+from rtml.producer import Producer
 
 __version__ = "0.1.0"
 
@@ -27,6 +28,7 @@ __all__ = [
     "Label",
     "Model",
     "OnDemandFeature",
+    "Producer",
     "RtmlError",
     "Source",
     "__version__",

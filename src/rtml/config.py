@@ -25,6 +25,8 @@ from rtml.backends.dead_letter.config import DeadLetterConfig, TableDeadLetterCo
 from rtml.backends.event_log.config import EventLogConfig, LocalEventLogConfig
 from rtml.backends.schema_store.config import EmbeddedSchemaRegistryConfig, SchemaRegistryConfig
 from rtml.errors import ConfigError
+from rtml.raw_records import ProducerSettings
+from rtml.services.server.settings import ServerSettings
 
 CONFIG_FILE = "rtml.yaml"
 # The backend each role uses when rtml.yaml names none (the embedded default).
@@ -46,6 +48,10 @@ class RtmlConfig(BaseSettings):
     schema_registry: SchemaRegistryConfig = Field(default_factory=EmbeddedSchemaRegistryConfig)
     # Where invalid events end; the table file defaults to <data_dir>/dead_letters.db.
     dead_letter: DeadLetterConfig = Field(default_factory=TableDeadLetterConfig)
+    # How producers frame the raw topic's records (docs/ingestion.md).
+    producer: ProducerSettings = Field(default_factory=ProducerSettings)
+    # `rtml serve`: listen address and endpoint limits (docs/ingestion.md).
+    server: ServerSettings = Field(default_factory=ServerSettings)
 
     @classmethod
     def settings_customise_sources(

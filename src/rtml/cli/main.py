@@ -6,7 +6,16 @@ import sys
 
 import typer
 
-from rtml.cli import apply_cmd, demo_cmd, init_cmd, produce_cmd, registry_cmd, replay_cmd
+from rtml.cli import (
+    apply_cmd,
+    demo_cmd,
+    init_cmd,
+    produce_cmd,
+    registry_cmd,
+    replay_cmd,
+    serve_cmd,
+   
+)
 from rtml.errors import RtmlError
 
 app = typer.Typer(
@@ -17,7 +26,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (init_cmd, apply_cmd, produce_cmd, replay_cmd, registry_cmd, demo_cmd):
+for module in (
+    init_cmd,
+    apply_cmd,
+    produce_cmd,
+    replay_cmd,
+    registry_cmd,
+   
+    serve_cmd,
+    demo_cmd,
+):
     module.register(app)
 
 
