@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -27,11 +27,87 @@ from rtml.backends.schema_store.config import EmbeddedSchemaRegistryConfig, Sche
 from rtml.errors import ConfigError
 from rtml.raw_records import ProducerSettings
 from rtml.services.server.settings import ServerSettings
+from rtml.timeutil import parse_duration, parse_timestamp
 
 CONFIG_FILE = "rtml.yaml"
 # The backend each role uses when rtml.yaml names none (the embedded default).
 DEFAULT_BACKENDS = {"event_log": "local", "schema_registry": "embedded", "dead_letter": "table"}
 ENV_PREFIX = "RTML_"
+
+
+def _duration(value: str) -> str:
+    parse_duration(value)  # raises ValueError with the accepted forms
+    return value
+
+
+class ValidatorAlertSettings(BaseModel):
+    """When the invalid share of the events over the last ``window`` of processing time
+    reaches ``invalid_rate`` (with at least ``min_events`` in the window), the validator
+    raises an alert: a log line, a metric and, if set, a POST to ``webhook_url``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    invalid_rate: float = Field(default=0.2, gt=0, le=1)
+    window: str = "1m"
+    min_events: int = Field(default=100, ge=1)
+    webhook_url: str | None = None
+    webhook_timeout: str = "2s"
+
+    _durations = field_validator("window", "webhook_timeout")(_duration)
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https://, got {url!r}")
+        return url
+
+
+class ValidatorSettings(BaseModel):
+    """``rtml run validator``: raw topic -> valid topic, duplicates topic, dead letters.
+    See docs/validator.md."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # The source whose schema and rules the raw topic's events follow; None: the only one.
+    source: str | None = None
+    group: str = Field(default="rtml-validator", min_length=1)
+    batch_size: int = Field(default=5000, ge=1, le=1_000_000)
+    poll_timeout: str = "500ms"
+    # --until-idle stops after this many empty polls in a row (and, on Kafka, no lag).
+    idle_polls: int = Field(default=2, ge=1)
+    dedupe_horizon: str = "24h"
+    dedupe_max_ids: int = Field(default=5_000_000, ge=1)
+    max_future_skew: str = "5m"
+    # What "now" is for the future check: "wall" (the clock), or a fixed ISO-8601 time
+    # for replays of old data and tests, e.g. "2019-10-15T00:00:00Z".
+    clock: str = "wall"
+    max_event_bytes: int = Field(default=1_048_576, ge=64)
+    # Kafka only. Kafka static membership (group.instance.id): a copy restarted with the
+    # same id takes its partitions back at once instead of after the session timeout.
+    instance_id: str | None = None
+    # Kafka only: how soon the group notices a dead copy, and how soon the broker aborts
+    # the open transaction of a killed one (its partitions wait for that abort).
+    session_timeout: str = "10s"
+    transaction_timeout: str = "10s"
+    alert: ValidatorAlertSettings = Field(default_factory=ValidatorAlertSettings)
+
+    _durations = field_validator(
+        "poll_timeout", "dedupe_horizon", "max_future_skew", "session_timeout", "transaction_timeout"
+    )(_duration)
+
+    @field_validator("clock")
+    @classmethod
+    def _clock(cls, value: str) -> str:
+        if value != "wall":
+            try:
+                parse_timestamp(value)
+            except ValueError as exc:
+                raise ValueError(
+                    f"must be 'wall' or an ISO-8601 time with a zone such as "
+                    f"'2019-10-15T00:00:00Z', got {value!r} ({exc})"
+                ) from None
+        return value
 
 
 class RtmlConfig(BaseSettings):
@@ -48,6 +124,7 @@ class RtmlConfig(BaseSettings):
     schema_registry: SchemaRegistryConfig = Field(default_factory=EmbeddedSchemaRegistryConfig)
     # Where invalid events end; the table file defaults to <data_dir>/dead_letters.db.
     dead_letter: DeadLetterConfig = Field(default_factory=TableDeadLetterConfig)
+    validator: ValidatorSettings = Field(default_factory=ValidatorSettings)
     # How producers frame the raw topic's records (docs/ingestion.md).
     producer: ProducerSettings = Field(default_factory=ProducerSettings)
     # `rtml serve`: listen address and endpoint limits (docs/ingestion.md).

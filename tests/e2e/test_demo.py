@@ -27,9 +27,12 @@ def test_demo_runs_and_writes_the_summary(tmp_path: Path) -> None:
     summary = json.loads(out.read_text())
     for section, keys in DESIGN_KEYS.items():
         assert set(summary[section]) == keys
-    assert summary["events"]["produced"] == 5000
+    events = summary["events"]
+    assert events["produced"] == 5000
+    assert events["valid"] + events["invalid"] + events["duplicates"] == events["produced"]
+    assert events["invalid"] > 0 and events["duplicates"] > 0  # the generator's dirty mix arrived
     assert summary["wall_seconds"] > 0
-    assert list(summary["stages"]) == ["project", "generate", "ingest"]
+    assert list(summary["stages"]) == ["project", "generate", "ingest", "validate"]
 
     # a second run in the same directory starts from an empty pipeline, not on top of the first
     again = CliRunner().invoke(app, ["demo", "--dir", str(tmp_path / "demo"), "--events", "4000", "--summary", str(out)])

@@ -14,7 +14,7 @@ from rtml.cli import (
     registry_cmd,
     replay_cmd,
     serve_cmd,
-   
+    validator_cmd,
 )
 from rtml.errors import RtmlError
 
@@ -32,7 +32,7 @@ for module in (
     produce_cmd,
     replay_cmd,
     registry_cmd,
-   
+    validator_cmd,
     serve_cmd,
     demo_cmd,
 ):
