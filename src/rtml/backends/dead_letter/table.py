@@ -16,19 +16,17 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from rtml.backends.dead_letter.base import DeadLetter, first_per_position, ranked
 from rtml.backends.dead_letter.config import TABLE_FILE, TableDeadLetterConfig
-from rtml.errors import BackendUnavailableError, RtmlError
+from rtml.backends.sqlite_file import connect_wal, immediate, init_schema, translated_errors
 
 T = TypeVar("T")
 
-BUSY_TIMEOUT_S = 30.0
 SCHEMA_VERSION = 1
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -94,7 +92,7 @@ class TableDeadLetterSink:
             )
             for letter in first_per_position(letters)
         ]
-        with self._lock, self._errors(), _immediate(self._conn):
+        with self._lock, self._errors(), immediate(self._conn):
             self._conn.executemany(_INSERT, rows)
 
     def flush(self) -> None:
@@ -127,42 +125,12 @@ class TableDeadLetterSink:
         self.close()
 
     def _init_schema(self) -> None:
-        with _immediate(self._conn):
-            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise RtmlError(
-                    f"the dead-letter table {self._path} was written by a newer rtml (schema "
-                    f"{version} > {SCHEMA_VERSION}). Fix: upgrade rtml"
-                )
-            if version < SCHEMA_VERSION:
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        self._conn.execute(statement)
-                self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        init_schema(self._conn, _SCHEMA, SCHEMA_VERSION, what=f"the dead-letter table {self._path}")
 
-    @contextmanager
-    def _errors(self) -> Iterator[None]:
+    def _errors(self) -> AbstractContextManager[None]:
         """Translate sqlite3 errors into rtml errors that name the file and the fix."""
-        try:
-            yield
-        except sqlite3.OperationalError as exc:
-            text = str(exc)
-            if "locked" in text or "busy" in text:
-                raise BackendUnavailableError(
-                    f"the dead-letter table {self._path} stayed locked by another process for "
-                    f"{BUSY_TIMEOUT_S:.0f} s ({text}). Fix: check for a stuck rtml process"
-                ) from exc
-            raise RtmlError(
-                f"the dead-letter table {self._path} failed: {text}. Fix: check that "
-                "dead_letter.path is a writable file on a local disk"
-            ) from exc
-        except sqlite3.DatabaseError as exc:
-            raise RtmlError(
-                f"the dead-letter table {self._path} is not a usable SQLite database ({exc}). "
-                "Fix: point dead_letter.path at another file, or move this one away"
-            ) from exc
-        except OSError as exc:
-            raise RtmlError(f"the dead-letter table {self._path}: {exc}") from exc
+        what = f"the dead-letter table {self._path}"
+        return translated_errors(what=what, setting="dead_letter.path", kind="SQLite database")
 
 
 def _letter(row: tuple[Any, ...]) -> DeadLetter:
@@ -182,39 +150,4 @@ def _letter(row: tuple[Any, ...]) -> DeadLetter:
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
-    mode = _retry_locked(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone()[0])
-    if str(mode).lower() != "wal":
-        conn.close()
-        raise RtmlError(
-            f"the dead-letter table {path} cannot use SQLite's WAL mode (got {mode!r}); it "
-            "needs a local file system. Fix: point dead_letter.path at a local disk"
-        )
-    conn.execute("PRAGMA synchronous=FULL")
-    return conn
-
-
-def _retry_locked(action: Callable[[], T]) -> T:
-    """Retry ``action`` while SQLite reports a lock: switching to WAL does not wait on
-    ``busy_timeout`` when two processes create the file at once."""
-    deadline = time.monotonic() + BUSY_TIMEOUT_S
-    while True:
-        try:
-            return action()
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)
-
-
-@contextmanager
-def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
-    """A write transaction that takes SQLite's write lock up front."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+    return connect_wal(path, what=f"the dead-letter table {path}", setting="dead_letter.path")

@@ -21,18 +21,18 @@ import sqlite3
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
 from rtml.backends.event_log.base import LogConsumer, LogRecord, check_topic, partition_for
 from rtml.backends.event_log.config import LocalEventLogConfig
-from rtml.errors import BackendUnavailableError, RtmlError
+from rtml.backends.sqlite_file import connect_wal, immediate, init_schema, translated_errors
+from rtml.errors import RtmlError
 
 T = TypeVar("T")
 
-BUSY_TIMEOUT_S = 30.0
 SCHEMA_VERSION = 1
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS topics (
@@ -86,7 +86,7 @@ class LocalEventLog:
         with _sqlite_errors(self._path):
             self._path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = _connect(self._path)
-            _init_schema(self._conn, self._path)
+            init_schema(self._conn, _SCHEMA, SCHEMA_VERSION, what=f"the local event log {self._path}")
 
     def create_topic(self, name: str, partitions: int | None = None) -> None:
         """Create ``name`` (default partition count from the config) if missing."""
@@ -185,7 +185,7 @@ class LocalEventLog:
         """One write transaction on the shared connection."""
         with self._lock, _sqlite_errors(self._path):
             try:
-                with _immediate(self._conn):
+                with immediate(self._conn):
                     yield
             except BaseException:
                 self._topics.clear()  # a topic created in a rolled-back transaction
@@ -262,7 +262,7 @@ class LocalLogConsumer:
         changed = self._uncommitted()
         if not changed:
             return
-        with _sqlite_errors(self._path), _immediate(self._conn):
+        with _sqlite_errors(self._path), immediate(self._conn):
             self._conn.executemany(_COMMIT, changed)
         self._mark_committed()
 
@@ -367,81 +367,15 @@ class _GroupLocks:
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
-    mode = _retry_busy(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone()[0])
-    if str(mode).lower() != "wal":
-        conn.close()
-        raise RtmlError(
-            f"the local event log {path} cannot use SQLite's WAL mode (got {mode!r}); "
-            "it needs a local file system. Fix: point event_log.path at a local disk"
-        )
-    conn.execute("PRAGMA synchronous=FULL")
-    return conn
-
-
-def _init_schema(conn: sqlite3.Connection, path: Path) -> None:
-    with _immediate(conn):
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise RtmlError(
-                f"the local event log {path} was written by a newer rtml (schema "
-                f"{version} > {SCHEMA_VERSION}). Fix: upgrade rtml"
-            )
-        if version < SCHEMA_VERSION:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-
-
-@contextmanager
-def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
-    """A write transaction that takes SQLite's write lock up front."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+    return connect_wal(path, what=f"the local event log {path}", setting="event_log.path")
 
 
 @contextmanager
 def _sqlite_errors(path: Path) -> Iterator[None]:
-    """Translate sqlite3 errors into rtml errors that name the file and the fix."""
-    try:
+    with translated_errors(
+        what=f"the local event log {path}", setting="event_log.path", kind="rtml event log"
+    ):
         yield
-    except sqlite3.OperationalError as exc:
-        text = str(exc)
-        if "locked" in text or "busy" in text:
-            raise BackendUnavailableError(
-                f"the local event log {path} stayed locked by another process for "
-                f"{BUSY_TIMEOUT_S:.0f} s ({text}). Fix: check for a stuck rtml process"
-            ) from exc
-        raise RtmlError(
-            f"the local event log {path} failed: {text}. Fix: check that the path is a "
-            "writable file on a local disk"
-        ) from exc
-    except sqlite3.DatabaseError as exc:
-        raise RtmlError(
-            f"{path} is not a readable rtml event log ({exc}). Fix: point event_log.path "
-            "at another file, or move this one away"
-        ) from exc
-    except OSError as exc:
-        raise RtmlError(f"the local event log {path} failed: {exc}") from exc
-
-
-def _retry_busy(action: Callable[[], T]) -> T:
-    """Retry ``action`` while SQLite reports a lock (e.g. two processes creating the file)."""
-    deadline = time.monotonic() + BUSY_TIMEOUT_S
-    while True:
-        try:
-            return action()
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)
 
 
 def _encode_headers(headers: Sequence[tuple[str, bytes]]) -> bytes | None:
