@@ -19,13 +19,11 @@ import threading
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 from rtml.backends.dead_letter.base import DeadLetter, first_per_position, ranked
 from rtml.backends.dead_letter.config import TABLE_FILE, TableDeadLetterConfig
 from rtml.backends.sqlite_file import connect_wal, immediate, init_schema, translated_errors
-
-T = TypeVar("T")
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
