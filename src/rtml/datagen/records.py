@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -55,17 +56,31 @@ class RawTopicWriter:
     Use as a context manager: leaving it flushes and closes the log.
     """
 
-    def __init__(self, log: EventLog, topic: str, batch_size: int = 2000) -> None:
+    def __init__(
+        self,
+        log: EventLog,
+        topic: str,
+        batch_size: int = 2000,
+        encode: Callable[[bytes], LogRecord] = to_log_record,
+    ) -> None:
         self.log = log
         self.topic = topic
         self.batch_size = batch_size
+        self._encode = encode
         self.sent = 0
         self._batch: list[LogRecord] = []
 
     @classmethod
     def for_project(cls, project_dir: str | Path) -> RawTopicWriter:
-        """Open the event log of ``project_dir``'s ``rtml.yaml`` and create the raw topic."""
+        """Open the event log of ``project_dir``'s ``rtml.yaml`` and create the raw topic.
+
+        Records are built like every producer's (:func:`rtml.producer.raw_encoder`): keyed by
+        the source's entity key, in the Confluent wire format where the project's settings
+        say so (``producer.wire_format``)."""
+        from rtml.producer import raw_encoder
+
         project = Project.load(project_dir)
+        encoder = raw_encoder(project)
         log = project.event_log()
         topic = project.topic(RAW_EVENTS)
         try:
@@ -73,10 +88,10 @@ class RawTopicWriter:
         except BaseException:
             log.close()
             raise
-        return cls(log, topic)
+        return cls(log, topic, encode=encoder.record)
 
     def write(self, line: bytes) -> None:
-        self._batch.append(to_log_record(line))
+        self._batch.append(self._encode(line))
         if len(self._batch) >= self.batch_size:
             self._send()
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from tests.sample_data import sample_csv
 from typer.testing import CliRunner
 
 from rtml.backends.event_log.base import LogRecord
@@ -14,16 +15,14 @@ from rtml.cli.main import app
 from rtml.config import load_config
 from rtml.datagen import generate, read_truth
 from rtml.errors import InvalidInputError
+from rtml.project import init_project
 
 runner = CliRunner(env={"COLUMNS": "200"})
-SAMPLE = Path("/work/shared/data/ecommerce-sample.csv")
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    pytest.importorskip("rtml.backends.event_log.local")
-    root = tmp_path / "shop"
-    root.mkdir()
+    root = init_project(tmp_path / "shop")
     (root / "rtml.yaml").write_text("project: shop\nevent_log:\n  type: local\n  path: log.db\n")
     return root
 
@@ -67,14 +66,13 @@ def test_produce_into_the_project_event_log(project: Path) -> None:
     assert len(keyed) > 0.9 * len(records)
     sample = keyed[0]
     assert sample.key == str(json.loads(sample.value)["user_id"]).encode()
-    assert all(dict(r.headers)["source"] == b"ecommerce" for r in records)
+    assert all(dict(r.headers)["source"] == b"events" for r in records)  # the source's name
 
 
 def test_replay_csv_twice_sends_the_same_ids(project: Path) -> None:
-    if not SAMPLE.is_file():
-        pytest.skip(f"{SAMPLE} is not here")
+    sample = sample_csv()
     for _ in range(2):
-        result = runner.invoke(app, ["replay", "--csv", str(SAMPLE), "--project", str(project)])
+        result = runner.invoke(app, ["replay", "--csv", str(sample), "--project", str(project)])
         assert result.exit_code == 0, result.output
         assert "41" in result.output
     records = read_raw_topic(project)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from tests.sample_data import sample_csv
 
 import rtml
 from rtml.datagen.csv_replay import (
@@ -18,16 +19,13 @@ from rtml.datagen.csv_replay import (
 )
 from rtml.errors import InvalidInputError
 
-SAMPLE = Path("/work/shared/data/ecommerce-sample.csv")
 SCHEMA_FILE = Path(rtml.__file__).parent / "examples" / "ecommerce" / "schemas" / "event.schema.json"
 HEADER = ",".join(CSV_COLUMNS)
 
 
 @pytest.fixture
 def sample() -> Path:
-    if not SAMPLE.is_file():
-        pytest.skip(f"{SAMPLE} is not here")
-    return SAMPLE
+    return sample_csv()
 
 
 def test_sample_gives_one_valid_event_per_row(sample: Path) -> None:
