@@ -23,6 +23,8 @@ from pydantic_settings import (
 
 from rtml.backends.dead_letter.config import DeadLetterConfig, TableDeadLetterConfig
 from rtml.backends.event_log.config import EventLogConfig, LocalEventLogConfig
+from rtml.backends.offline_store.config import DuckDbOfflineStoreConfig, OfflineStoreConfig
+from rtml.backends.online_store.config import OnlineStoreConfig, SqliteOnlineStoreConfig
 from rtml.backends.schema_store.config import EmbeddedSchemaRegistryConfig, SchemaRegistryConfig
 from rtml.errors import ConfigError
 from rtml.raw_records import ProducerSettings
@@ -31,7 +33,13 @@ from rtml.timeutil import parse_duration, parse_timestamp
 
 CONFIG_FILE = "rtml.yaml"
 # The backend each role uses when rtml.yaml names none (the embedded default).
-DEFAULT_BACKENDS = {"event_log": "local", "schema_registry": "embedded", "dead_letter": "table"}
+DEFAULT_BACKENDS = {
+    "event_log": "local",
+    "schema_registry": "embedded",
+    "dead_letter": "table",
+    "offline_store": "duckdb",
+    "online_store": "sqlite",
+}
 ENV_PREFIX = "RTML_"
 
 
@@ -124,6 +132,11 @@ class RtmlConfig(BaseSettings):
     schema_registry: SchemaRegistryConfig = Field(default_factory=EmbeddedSchemaRegistryConfig)
     # Where invalid events end; the table file defaults to <data_dir>/dead_letters.db.
     dead_letter: DeadLetterConfig = Field(default_factory=TableDeadLetterConfig)
+    # Valid events and training sets; the DuckDB file defaults to <data_dir>/offline.duckdb.
+    offline_store: OfflineStoreConfig = Field(default_factory=DuckDbOfflineStoreConfig)
+    # Feature state for serving; the SQLite file defaults to <data_dir>/online.db,
+    # Redis keys to rtml:<project>:... (docs/online-store.md).
+    online_store: OnlineStoreConfig = Field(default_factory=SqliteOnlineStoreConfig)
     validator: ValidatorSettings = Field(default_factory=ValidatorSettings)
     # How producers frame the raw topic's records (docs/ingestion.md).
     producer: ProducerSettings = Field(default_factory=ProducerSettings)

@@ -30,6 +30,17 @@ BACKENDS: dict[str, dict[str, tuple[str, str | None]]] = {
         "kafka": ("rtml.backends.dead_letter.kafka:KafkaDeadLetterSink", "kafka"),
         "opensearch": ("rtml.backends.dead_letter.opensearch:OpenSearchDeadLetterSink", None),
     },
+    # Valid events and point-in-time training sets (see docs/offline-store.md).
+    "offline_store": {
+        "duckdb": ("rtml.backends.offline_store.duckdb:DuckDbOfflineStore", None),
+        "postgres": ("rtml.backends.offline_store.postgres:PostgresOfflineStore", "postgres"),
+    },
+    # The latest feature state per (view, key) for serving (see docs/online-store.md).
+    "online_store": {
+        "memory": ("rtml.backends.online_store.memory:MemoryOnlineStore", None),
+        "sqlite": ("rtml.backends.online_store.sqlite:SqliteOnlineStore", None),
+        "redis": ("rtml.backends.online_store.redis:RedisOnlineStore", "redis"),
+    },
 }
 
 

@@ -8,7 +8,9 @@ import typer
 
 from rtml.cli import (
     apply_cmd,
+    dataset_cmd,
     demo_cmd,
+    features_cmd,
     init_cmd,
     produce_cmd,
     registry_cmd,
@@ -34,6 +36,8 @@ for module in (
     registry_cmd,
     validator_cmd,
     serve_cmd,
+    dataset_cmd,
+    features_cmd,
     demo_cmd,
 ):
     module.register(app)

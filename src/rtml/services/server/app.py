@@ -4,7 +4,8 @@ One router per concern, each built from the project and kept in its own module:
 
 - :mod:`.ingest` -- ``POST /events``;
 - :mod:`.health` -- ``/health``, ``/metrics``;
-- predictions (``POST /predict/{model}``), feature reads and ``/ready`` are added by
+- :mod:`.features` -- ``GET /features/{name}``, ``POST /features`` (online feature reads);
+- predictions (``POST /predict/{model}``) and ``/ready`` are added by
   their own modules below, at the marked place, the same way.
 
 Shared here, once: the error handler (each :class:`~rtml.errors.RtmlError` answers its
@@ -23,9 +24,10 @@ from fastapi import FastAPI
 
 import rtml
 from rtml.core.validation import Validator
+from rtml.features import OnlineFeatures
 from rtml.project import Project
 from rtml.services.logging import service_logger
-from rtml.services.server import health, ingest
+from rtml.services.server import features, health, ingest
 from rtml.services.server.errors import install_error_handlers
 from rtml.services.server.observability import AccessLog, ServerMetrics
 from rtml.services.server.raw_sink import RawEventSink
@@ -50,6 +52,7 @@ def create_app(
     metrics = ServerMetrics()
     validator = validator or build_validator(project, project.config.validator)
     sink = sink or RawEventSink(project, settings.ingest)
+    feature_reader = OnlineFeatures(project)  # opens the online store on the first read
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -57,6 +60,7 @@ def create_app(
             yield
         finally:
             sink.close()
+            feature_reader.close()
 
     app = FastAPI(
         title=f"rtml server: {project.config.project}",
@@ -73,8 +77,8 @@ def create_app(
 
     app.include_router(ingest.build_router(_event_schema(project)))
     app.include_router(health.build_router(project.config.project, rtml.__version__))
-    # Further routers go here, each from its own module: predict.build_router(...),
-    # features.build_router(...), and /ready.
+    app.include_router(features.build_router(feature_reader))
+    # Further routers go here, each from its own module: predict.build_router(...), and /ready.
 
     install_error_handlers(app, log, retry_after_s=settings.ingest.retry_after_s)
     app.add_middleware(AccessLog, metrics=metrics, logger=log)

@@ -1,0 +1,228 @@
+"""The offline store on PostgreSQL (psycopg 3), in its own PostgreSQL schema.
+
+The connection is opened lazily and reopened after a failure; a server that is down
+answers :class:`~rtml.errors.BackendUnavailableError` within ``connect_timeout_s``, and a
+statement never runs past ``statement_timeout_s`` (``build_timeout_s`` for a training
+set). Appends COPY the batch into a temporary table and ``INSERT ... ON CONFLICT
+(event_id) DO NOTHING`` from it, in one transaction.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import ClassVar
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pyarrow as pa
+
+from rtml.backends.offline_store import arrow
+from rtml.backends.offline_store.base import OfflineStoreError, Progress, SourceStats, StoredEvent
+from rtml.backends.offline_store.config import PostgresOfflineStoreConfig
+from rtml.core.pit import (
+    SPINE_ROW,
+    SPINE_TABLE,
+    TS_MS,
+    EventTable,
+    SpineSource,
+    TrainingSetPlan,
+    render_training_set,
+)
+from rtml.errors import BackendUnavailableError
+
+_LOCK_KEY = 0x72746D6F  # "rtmo": serializes DDL across processes sharing the database
+_SPINE_TYPES = {"string": "TEXT", "integer": "BIGINT", "number": "DOUBLE PRECISION", "boolean": "BOOLEAN"}
+_REQUEST_TYPES = {"double": "DOUBLE PRECISION", "bigint": "BIGINT", "string": "TEXT", "boolean": "BOOLEAN"}
+
+
+class PostgresOfflineStore:
+    """:class:`~rtml.backends.offline_store.base.OfflineStore` on PostgreSQL."""
+
+    dialect: ClassVar[str] = "postgres"
+
+    def __init__(self, config: PostgresOfflineStoreConfig) -> None:
+        self._config = config
+        self._ns = config.namespace  # matches an identifier pattern (the config checks it)
+        self._lock = threading.Lock()
+        self._conn: psycopg.Connection | None = None
+        self._created: set[str] = set()
+        self._where = _redact(config.url)
+
+    def qualified(self, table: EventTable) -> str:
+        return f"{self._ns}.{table.name}"
+
+    # -- the port ---------------------------------------------------------------------
+    def append(self, table: EventTable, events: Sequence[StoredEvent]) -> int:
+        if not events:
+            return 0
+        batch = arrow.events_table(table, events)
+        columns = ", ".join(f'"{c}"' for c in table.column_names)
+        rows = zip(*(batch.column(c).to_pylist() for c in table.column_names), strict=True)
+        with self._transaction() as cur:
+            self._ensure(cur, table)
+            cur.execute(f"CREATE TEMP TABLE rtml_batch (LIKE {self.qualified(table)}) ON COMMIT DROP")
+            with cur.copy(f"COPY rtml_batch ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cur.execute(
+                f"INSERT INTO {self.qualified(table)} ({columns}) SELECT {columns} FROM rtml_batch "
+                "ON CONFLICT (event_id) DO NOTHING"
+            )
+            return max(cur.rowcount, 0)
+
+    def read(self, table: EventTable, *, start_ms: int | None = None, end_ms: int | None = None) -> pa.Table:
+        clauses: list[str] = []
+        args: list[int] = []
+        if start_ms is not None:
+            clauses.append(f"{TS_MS} >= %s")
+            args.append(start_ms)
+        if end_ms is not None:
+            clauses.append(f"{TS_MS} < %s")
+            args.append(end_ms)
+        where = "WHERE " + " AND ".join(clauses) if clauses else ""
+        columns = ", ".join(f'"{c}"' for c in table.column_names)
+        with self._transaction() as cur:
+            self._ensure(cur, table)
+            cur.execute(
+                f"SELECT {columns} FROM {self.qualified(table)} {where} ORDER BY {TS_MS}, event_id", args
+            )
+            rows = cur.fetchall()
+        return pa.table(
+            {
+                name: pa.array([r[i] for r in rows], _arrow_of(table, name))
+                for i, name in enumerate(table.column_names)
+            }
+        )
+
+    def stats(self, table: EventTable) -> SourceStats:
+        with self._transaction() as cur:
+            self._ensure(cur, table)
+            cur.execute(f"SELECT COUNT(*), MIN({TS_MS}), MAX({TS_MS}) FROM {self.qualified(table)}")
+            row = cur.fetchone()
+        assert row is not None
+        return SourceStats(table.source, int(row[0]), row[1], row[2])
+
+    def training_set(
+        self,
+        plan: TrainingSetPlan,
+        *,
+        spine: pa.Table | None = None,
+        include_incomplete: bool = False,
+        progress: Progress | None = None,
+    ) -> pa.Table:
+        source = SpineSource()
+        if spine is not None:
+            request = tuple(n for n in plan.request if n in spine.column_names and n not in plan.label.keys)
+            source = SpineSource(kind="table", request_columns=request)
+        tables = {g.table.source: self.qualified(g.table) for g in plan.groups}
+        tables[plan.label.table.source] = self.qualified(plan.label.table)
+        sql = render_training_set(
+            plan, "postgres", tables=tables, spine=source, include_incomplete=include_incomplete
+        )
+        timeout_ms = int(self._config.build_timeout_s * 1000)
+        with self._transaction() as cur:
+            for table in {plan.label.table, *(g.table for g in plan.groups)}:
+                self._ensure(cur, table)
+            cur.execute(f"SET LOCAL statement_timeout = {timeout_ms}")
+            if spine is not None:
+                self._bind_spine(cur, spine, plan, source)
+            cur.execute(sql)
+            names = [d.name for d in cur.description or []]
+            rows = cur.fetchall()
+        if progress is not None:
+            progress(1.0)
+        return arrow.finish(arrow.rows_to_table(rows, names, plan, source), plan, source)
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+    # -- helpers ----------------------------------------------------------------------
+    def _bind_spine(
+        self, cur: psycopg.Cursor, spine: pa.Table, plan: TrainingSetPlan, source: SpineSource
+    ) -> None:
+        label = plan.label
+        columns = [(k, _SPINE_TYPES.get(label.table.kind(k) or "string", "TEXT")) for k in label.keys]
+        columns += [("t", "BIGINT"), (SPINE_ROW, "BIGINT")]
+        columns += [(n, _REQUEST_TYPES[plan.request[n]]) for n in source.request_columns]
+        ddl = ", ".join(f"{name} {kind}" for name, kind in columns)
+        cur.execute(f"CREATE TEMP TABLE {SPINE_TABLE} ({ddl}) ON COMMIT DROP")
+        names = [name for name, _ in columns]
+        with cur.copy(f"COPY {SPINE_TABLE} ({', '.join(names)}) FROM STDIN") as copy:
+            for row in zip(*(spine.column(n).to_pylist() for n in names), strict=True):
+                copy.write_row(row)
+
+    def _ensure(self, cur: psycopg.Cursor, table: EventTable) -> None:
+        if table.name in self._created:
+            return
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+        cur.execute(f"CREATE SCHEMA IF NOT EXISTS {self._ns}")
+        cur.execute(table.ddl("postgres", self.qualified(table)))
+        cur.execute(f"CREATE INDEX IF NOT EXISTS {table.name}_ts ON {self.qualified(table)} ({TS_MS})")
+        self._created.add(table.name)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[psycopg.Cursor]:
+        with self._lock:
+            try:
+                conn = self._connection()
+                with conn.transaction(), conn.cursor() as cur:
+                    yield cur
+            except psycopg.OperationalError as exc:
+                self._drop()
+                raise BackendUnavailableError(
+                    f"the PostgreSQL offline store at {self._where} is unavailable ({_first_line(exc)}). "
+                    "Fix: start PostgreSQL (bash scripts/services.sh start postgres) or correct "
+                    "offline_store.url"
+                ) from exc
+            except psycopg.Error as exc:
+                if self._conn is not None and self._conn.broken:
+                    self._drop()
+                self._created.clear()  # a failed DDL transaction may have created nothing
+                raise OfflineStoreError(
+                    f"the PostgreSQL offline store at {self._where} failed: {_first_line(exc)}"
+                ) from exc
+
+    def _connection(self) -> psycopg.Connection:
+        if self._conn is not None and not self._conn.closed and not self._conn.broken:
+            return self._conn
+        self._drop()
+        timeout_ms = int(self._config.statement_timeout_s * 1000)
+        self._conn = psycopg.connect(
+            self._config.url,
+            autocommit=True,
+            connect_timeout=self._config.connect_timeout_s,
+            options=f"-c statement_timeout={timeout_ms} -c lock_timeout={timeout_ms}",
+            # A server that vanishes mid-call is noticed, not waited on forever.
+            keepalives=1,
+            keepalives_idle=5,
+            keepalives_interval=2,
+            keepalives_count=3,
+        )
+        self._created.clear()
+        return self._conn
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except psycopg.Error:  # already broken: nothing to close cleanly
+                pass
+            self._conn = None
+
+
+def _arrow_of(table: EventTable, column: str) -> pa.DataType:
+    return arrow.arrow_type(table.kind(column) or "string")
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
