@@ -7,7 +7,15 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["event_log.py", "validation.py", "validator_kafka.py", "aggregation.py", "online_read.py", "training_set.py", "engine.py"]
+BENCHMARKS = [
+    "event_log.py",
+    "validation.py",
+    "validator_kafka.py",
+    "aggregation.py",
+    "online_read.py",
+    "training_set.py",
+    "engine.py",
+]
 
 
 def main() -> int:
