@@ -212,9 +212,7 @@ def _anchor_defaults(config: RtmlConfig, root: Path) -> RtmlConfig:
     return config.model_copy(update=updates) if updates else config
 
 
-def load_config(
-    project_dir: str | Path = ".", environ: Mapping[str, str] | None = None
-) -> RtmlConfig:
+def load_config(project_dir: str | Path = ".", environ: Mapping[str, str] | None = None) -> RtmlConfig:
     """Load ``<project_dir>/rtml.yaml`` (optional) and apply ``RTML_*`` overrides.
 
     Relative paths in the file are resolved against the project directory.
@@ -241,10 +239,6 @@ def load_config(
     try:
         config = _anchor_defaults(RtmlConfig(**_resolve_paths(merged, root)), root)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(
-            f"{file}: invalid settings ({problems}). See docs/configuration.md"
-        ) from None
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
+        raise ConfigError(f"{file}: invalid settings ({problems}). See docs/configuration.md") from None
     return config

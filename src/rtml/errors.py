@@ -42,9 +42,7 @@ class DefinitionError(RtmlError):
         """Return the same error, located at ``origin`` (``file:line``) if it had none."""
         if self.origin:
             return self
-        return DefinitionError(
-            self.reason, obj=self.obj, field=self.field, fix=self.fix, origin=origin
-        )
+        return DefinitionError(self.reason, obj=self.obj, field=self.field, fix=self.fix, origin=origin)
 
     def _render(self) -> str:
         where = f"{self.origin}: " if self.origin else ""

@@ -21,7 +21,8 @@ DESIGN_KEYS = {
 def test_demo_runs_and_writes_the_summary(tmp_path: Path) -> None:
     out = tmp_path / "summary.json"
     result = CliRunner().invoke(
-        app, ["demo", "--dir", str(tmp_path / "demo"), "--events", "5000", "--seed", "3", "--summary", str(out)]
+        app,
+        ["demo", "--dir", str(tmp_path / "demo"), "--events", "5000", "--seed", "3", "--summary", str(out)],
     )
     assert result.exit_code == 0, result.output
     summary = json.loads(out.read_text())
@@ -35,6 +36,8 @@ def test_demo_runs_and_writes_the_summary(tmp_path: Path) -> None:
     assert list(summary["stages"]) == ["project", "generate", "ingest", "validate"]
 
     # a second run in the same directory starts from an empty pipeline, not on top of the first
-    again = CliRunner().invoke(app, ["demo", "--dir", str(tmp_path / "demo"), "--events", "4000", "--summary", str(out)])
+    again = CliRunner().invoke(
+        app, ["demo", "--dir", str(tmp_path / "demo"), "--events", "4000", "--summary", str(out)]
+    )
     assert again.exit_code == 0, again.output
     assert json.loads(out.read_text())["events"]["produced"] == 4000

@@ -63,18 +63,14 @@ def read_applied(path: Path) -> dict[str, str]:
         data = json.loads(path.read_text())
         return {str(k): str(v) for k, v in data["definitions"].items()}
     except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
-        raise ConfigError(
-            f"{path} is corrupt ({exc}). Fix: delete it and run `rtml apply`"
-        ) from None
+        raise ConfigError(f"{path} is corrupt ({exc}). Fix: delete it and run `rtml apply`") from None
 
 
 def write_applied(path: Path, plan: list[PlanItem], project_fingerprint: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {
         "fingerprint": project_fingerprint,
-        "definitions": {
-            f"{i.kind} {i.name!r}": i.fingerprint for i in plan if i.change != "removed"
-        },
+        "definitions": {f"{i.kind} {i.name!r}": i.fingerprint for i in plan if i.change != "removed"},
     }
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(state, indent=2, sort_keys=True))

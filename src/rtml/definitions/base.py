@@ -120,9 +120,7 @@ def duration_field(owner: Definition | str, field: str, value: Any) -> timedelta
         parsed = parse_duration(value)
     except ValueError as exc:
         obj = owner.title if isinstance(owner, Definition) else owner
-        raise DefinitionError(
-            str(exc), obj=obj, field=field, fix="write e.g. '5m', '1h' or '7d'"
-        ) from None
+        raise DefinitionError(str(exc), obj=obj, field=field, fix="write e.g. '5m', '1h' or '7d'") from None
     if parsed <= timedelta(0):
         obj = owner.title if isinstance(owner, Definition) else owner
         raise DefinitionError(

@@ -70,11 +70,7 @@ def _check_view(view: FeatureView, schema: SourceSchema) -> None:
         if agg.column is not None:
             _require_columns(view, f"{field}.column", (agg.column,), schema)
             column = schema.column(agg.column)
-            if (
-                agg.function in {"sum", "mean", "min", "max"}
-                and column
-                and column.kind not in NUMERIC
-            ):
+            if agg.function in {"sum", "mean", "min", "max"} and column and column.kind not in NUMERIC:
                 raise view.fail(
                     f"{field}.function",
                     f"{agg.function} needs a numeric column but {agg.column!r} is {column.kind}",
@@ -94,10 +90,7 @@ def _check_label(label: Label, schema: SourceSchema) -> None:
 
 def _check_model(model: Model, defs: Definitions) -> None:
     for view in model.feature_views:
-        if (
-            defs.feature_views.get(view.name) is not view
-            and defs.feature_views.get(view.name) != view
-        ):
+        if defs.feature_views.get(view.name) is not view and defs.feature_views.get(view.name) != view:
             raise model.fail(
                 "features",
                 f"feature view {view.name!r} is not defined at module level in the project",
@@ -108,9 +101,7 @@ def _check_model(model: Model, defs: Definitions) -> None:
     for feature in model.on_demand:
         clash = sorted(set(feature.request) & computed)
         if clash:
-            raise feature.fail(
-                "request", f"field {clash[0]!r} is also a feature name", "rename the field"
-            )
+            raise feature.fail("request", f"field {clash[0]!r} is also a feature name", "rename the field")
         unknown = sorted(feature.feature_inputs - computed)
         if unknown:
             raise feature.fail(

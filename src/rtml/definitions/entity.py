@@ -21,9 +21,7 @@ class Entity(Definition):
         keys = as_tuple(self.join_keys)
         object.__setattr__(self, "join_keys", keys)
         if not keys:
-            raise self.fail(
-                "join_keys", "needs at least one join key", "e.g. join_keys=['user_id']"
-            )
+            raise self.fail("join_keys", "needs at least one join key", "e.g. join_keys=['user_id']")
         for key in keys:
             check_name(key, field="join_keys", obj=self.title)
         if len(set(keys)) != len(keys):

@@ -96,11 +96,7 @@ class Aggregation:
                 field="windows",
                 fix="list each once",
             )
-        hop = (
-            duration_field(obj, "hop", self.hop)
-            if self.hop is not None
-            else default_hop(min(spans))
-        )
+        hop = duration_field(obj, "hop", self.hop) if self.hop is not None else default_hop(min(spans))
         for window, span in zip(windows, spans, strict=True):
             if span < hop:
                 raise DefinitionError(
@@ -160,9 +156,7 @@ class FeatureView(Definition):
         if not self.entities or not all(isinstance(e, Entity) for e in self.entities):
             raise self.fail("entities", "needs one or more Entity objects", "e.g. entities=[user]")
         if not isinstance(self.source, Source):
-            raise self.fail(
-                "source", f"expected a Source, got {self.source!r}", "pass the Source object"
-            )
+            raise self.fail("source", f"expected a Source, got {self.source!r}", "pass the Source object")
         if not self.aggregations or not all(isinstance(a, Aggregation) for a in self.aggregations):
             raise self.fail(
                 "aggregations", "needs one or more Aggregation objects", "e.g. [Aggregation(...)]"
@@ -198,9 +192,7 @@ class FeatureView(Definition):
         """``view["views_1h"]``: a reference to one feature, for ``Model(features=[...])``."""
         names = [f.name for f in self.features]
         if feature not in names:
-            raise self.fail(
-                "features", f"has no feature {feature!r}", f"use one of {', '.join(names)}"
-            )
+            raise self.fail("features", f"has no feature {feature!r}", f"use one of {', '.join(names)}")
         return FeatureRef(view=self, feature=feature)
 
 

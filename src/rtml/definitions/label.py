@@ -34,13 +34,9 @@ class Label(Definition):
     def _validate(self) -> None:
         object.__setattr__(self, "entities", as_tuple(self.entities))
         if not isinstance(self.source, Source):
-            raise self.fail(
-                "source", f"expected a Source, got {self.source!r}", "pass the Source object"
-            )
+            raise self.fail("source", f"expected a Source, got {self.source!r}", "pass the Source object")
         if not self.entities or not all(isinstance(e, Entity) for e in self.entities):
-            raise self.fail(
-                "entities", "needs one or more Entity objects", "e.g. entities=[user, product]"
-            )
+            raise self.fail("entities", "needs one or more Entity objects", "e.g. entities=[user, product]")
         parse_expression(self.prediction_where, obj=self.title, field="prediction_where")
         parse_expression(self.outcome_where, obj=self.title, field="outcome_where")
         duration_field(self, "horizon", self.horizon)

@@ -68,9 +68,7 @@ class Definitions:
     def fingerprint(self) -> str:
         """One hash over every definition and schema: changes when any meaning changes."""
         parts = {d.title: d.fingerprint() for d in self.all()}
-        parts.update(
-            {f"schema {k}": json.dumps(v.document, sort_keys=True) for k, v in self.schemas.items()}
-        )
+        parts.update({f"schema {k}": json.dumps(v.document, sort_keys=True) for k, v in self.schemas.items()})
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -112,9 +110,7 @@ def _import_files(root: Path, files: list[Path]) -> list[ModuleType]:
     modules = []
     try:
         for path in files:
-            if path.stem in sys.modules and getattr(
-                sys.modules[path.stem], "__file__", None
-            ) == str(path):
+            if path.stem in sys.modules and getattr(sys.modules[path.stem], "__file__", None) == str(path):
                 modules.append(sys.modules[path.stem])
                 continue
             spec = importlib.util.spec_from_file_location(path.stem, path)
@@ -144,11 +140,7 @@ def _import_files(root: Path, files: list[Path]) -> list[ModuleType]:
 
 
 def _error_origin(exc: BaseException, path: Path) -> str:
-    frames = [
-        f
-        for f in traceback.extract_tb(exc.__traceback__)
-        if f.filename.startswith(str(path.parent))
-    ]
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith(str(path.parent))]
     if frames:
         return f"{frames[-1].filename}:{frames[-1].lineno}"
     return str(path)
@@ -180,6 +172,4 @@ def load_schema(root: Path, source: Source) -> SourceSchema:
         document = json.loads(path.read_text())
         return from_avro_schema(document) if path.suffix == ".avsc" else from_json_schema(document)
     except (json.JSONDecodeError, ValueError, KeyError, TypeError) as exc:
-        raise source.fail(
-            "schema", f"{path} is not a usable schema ({exc})", "fix the schema file"
-        ) from None
+        raise source.fail("schema", f"{path} is not a usable schema ({exc})", "fix the schema file") from None

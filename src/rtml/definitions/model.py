@@ -58,9 +58,7 @@ class Model(Definition):
     def _validate(self) -> None:
         object.__setattr__(self, "features", as_tuple(self.features))
         if not isinstance(self.label, Label):
-            raise self.fail(
-                "label", f"expected a Label, got {self.label!r}", "pass the Label object"
-            )
+            raise self.fail("label", f"expected a Label, got {self.label!r}", "pass the Label object")
         if not self.features:
             raise self.fail("features", "lists no features", "e.g. features=[user_activity]")
         for item in self.features:
@@ -71,25 +69,19 @@ class Model(Definition):
                     "list FeatureView objects, view['feature'] references or OnDemandFeature objects",
                 )
         if self.metric not in METRICS:
-            raise self.fail(
-                "metric", f"unknown metric {self.metric!r}", f"use one of {', '.join(METRICS)}"
-            )
+            raise self.fail("metric", f"unknown metric {self.metric!r}", f"use one of {', '.join(METRICS)}")
         for key, param in self.search_space.items():
             self._check_param(key, param)
         names = self.feature_names
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
-            raise self.fail(
-                "features", f"lists {', '.join(duplicates)} twice", "list each feature once"
-            )
+            raise self.fail("features", f"lists {', '.join(duplicates)} twice", "list each feature once")
         self._check_keys()
 
     def _check_param(self, key: str, param: object) -> None:
         if isinstance(param, Choice):
             if not param.values:
-                raise self.fail(
-                    "search_space", f"{key!r} has an empty Choice", "give Choice(values=(...))"
-                )
+                raise self.fail("search_space", f"{key!r} has an empty Choice", "give Choice(values=(...))")
             return
         if not isinstance(param, IntParam | FloatParam):
             raise self.fail(

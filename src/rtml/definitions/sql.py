@@ -94,9 +94,7 @@ def _is_function_call(node: Any) -> bool:
     return isinstance(node, exp.Func) and not isinstance(node, operators)
 
 
-def check_columns(
-    expr: SqlExpression, available: set[str] | frozenset[str], *, obj: str, field: str
-) -> None:
+def check_columns(expr: SqlExpression, available: set[str] | frozenset[str], *, obj: str, field: str) -> None:
     """Every column the expression reads must be in ``available``."""
     unknown = sorted(expr.columns - set(available))
     if unknown:

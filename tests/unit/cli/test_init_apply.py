@@ -29,7 +29,9 @@ def test_init_then_apply_records_the_plan(tmp_path: Path) -> None:
     assert "unchanged" in again.output and " new " not in again.output
 
     features = project / "features.py"
-    features.write_text(features.read_text().replace('windows=["5m", "1h", "1d"]', 'windows=["5m", "2h", "1d"]'))
+    features.write_text(
+        features.read_text().replace('windows=["5m", "1h", "1d"]', 'windows=["5m", "2h", "1d"]')
+    )
     changed = runner.invoke(app, ["apply", "--project", str(project), "--dry-run"])
     assert "changed" in changed.output and "rtml backfill" in changed.output
 

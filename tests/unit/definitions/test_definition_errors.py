@@ -145,9 +145,7 @@ def test_base_project_loads(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("case", "changes", "fragments"), CASES, ids=[c[0] for c in CASES])
-def test_definition_error(
-    tmp_path: Path, case: str, changes: dict[str, str], fragments: list[str]
-) -> None:
+def test_definition_error(tmp_path: Path, case: str, changes: dict[str, str], fragments: list[str]) -> None:
     with pytest.raises(DefinitionError) as info:
         load_definitions(_write_project(tmp_path, changes))
     message = str(info.value)

@@ -24,9 +24,7 @@ user_activity = FeatureView(
             windows=["1h"],
             name="products_viewed",
         ),
-        Aggregation(
-            function="mean", column="price", where=VIEW, windows=["7d"], name="viewed_price"
-        ),
+        Aggregation(function="mean", column="price", where=VIEW, windows=["7d"], name="viewed_price"),
     ],
 )
 
