@@ -51,7 +51,5 @@ def test_entity_key_change_changes_dependent_views(tmp_path: Path) -> None:
     shutil.copytree(EXAMPLE_DIR, project, ignore=shutil.ignore_patterns(".rtml", "__pycache__"))
     before = load_definitions(project).feature_view("user_activity").fingerprint()
     entities = project / "entities.py"
-    entities.write_text(
-        entities.read_text().replace('description="A shopper"', 'description="Someone"')
-    )
+    entities.write_text(entities.read_text().replace('description="A shopper"', 'description="Someone"'))
     assert load_definitions(project).feature_view("user_activity").fingerprint() == before
