@@ -28,6 +28,7 @@ from rtml.backends.online_store.config import OnlineStoreConfig, SqliteOnlineSto
 from rtml.backends.schema_store.config import EmbeddedSchemaRegistryConfig, SchemaRegistryConfig
 from rtml.errors import ConfigError
 from rtml.raw_records import ProducerSettings
+from rtml.services.engine.settings import EngineSettings
 from rtml.services.server.settings import ServerSettings
 from rtml.timeutil import parse_duration, parse_timestamp
 
@@ -138,6 +139,8 @@ class RtmlConfig(BaseSettings):
     # Redis keys to rtml:<project>:... (docs/online-store.md).
     online_store: OnlineStoreConfig = Field(default_factory=SqliteOnlineStoreConfig)
     validator: ValidatorSettings = Field(default_factory=ValidatorSettings)
+    # `rtml run engine`: valid events -> online state and offline store (docs/engine.md).
+    engine: EngineSettings = Field(default_factory=EngineSettings)
     # How producers frame the raw topic's records (docs/ingestion.md).
     producer: ProducerSettings = Field(default_factory=ProducerSettings)
     # `rtml serve`: listen address and endpoint limits (docs/ingestion.md).

@@ -33,7 +33,9 @@ def test_demo_runs_and_writes_the_summary(tmp_path: Path) -> None:
     assert events["valid"] + events["invalid"] + events["duplicates"] == events["produced"]
     assert events["invalid"] > 0 and events["duplicates"] > 0  # the generator's dirty mix arrived
     assert summary["wall_seconds"] > 0
-    assert list(summary["stages"]) == ["project", "generate", "ingest", "validate"]
+    assert list(summary["stages"]) == ["project", "generate", "ingest", "validate", "features"]
+    assert summary["features"]["views"] == 3
+    assert summary["features"]["events_per_s"] > 0
 
     # a second run in the same directory starts from an empty pipeline, not on top of the first
     again = CliRunner().invoke(
