@@ -26,6 +26,7 @@ from typing import Any
 from rtml.backends.online_store.base import Key
 from rtml.backends.online_store.config import SqliteOnlineStoreConfig
 from rtml.backends.online_store.keys import as_blob, encode_key
+from rtml.backends.sqlite_file import immediate, init_schema
 from rtml.errors import BackendUnavailableError, ConfigError, RtmlError
 
 SCHEMA_VERSION = 1
@@ -161,30 +162,15 @@ class SqliteOnlineStore:
         return None if row is None else row[0]
 
     def _init_schema(self) -> None:
-        with self._transaction():
-            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise RtmlError(
-                    f"the online store {self._path} was written by a newer rtml (schema {version} > "
-                    f"{SCHEMA_VERSION}). Fix: upgrade rtml"
-                )
-            if version < SCHEMA_VERSION:
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        self._conn.execute(statement)
-                self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        self._check_open()
+        init_schema(self._conn, _SCHEMA, SCHEMA_VERSION, what=f"the online store {self._path}")
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
         """A write transaction: all of it is stored, or (on any error) none of it."""
         self._check_open()
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(self._conn):
             yield
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
 
     def _check_open(self) -> None:
         if self._closed:
