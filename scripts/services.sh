@@ -6,7 +6,7 @@
 #   bash scripts/services.sh status [service...]   one line per service; exit 3 if any is down
 #   bash scripts/services.sh restart [service...]
 #
-# Services (default: all, in this order): postgres redis kafka search
+# Services (default: all, in this order): postgres redis kafka search mlflow
 # Everything listens on 127.0.0.1 only. See docs/services.md.
 #
 # Layout: one function group per service -- install_X, start_X, stop_X, health_X,
@@ -27,10 +27,12 @@
 #   RTML_SERVICES_PYTHON       Python with confluent_kafka for the Kafka health check
 #                              (default: <repo>/.venv/bin/python; without it: port + log line)
 #   RTML_SEARCH_PORT           search server (osmem-server, OpenSearch API) port (default: 9200)
+#   RTML_MLFLOW_PORT           MLflow tracking server port (default: 5000); its backend store is
+#                              the database `mlflow` on the PostgreSQL above (started first)
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-SERVICES=(postgres redis kafka search)
+SERVICES=(postgres redis kafka search mlflow)
 
 HOST=127.0.0.1
 SERVICES_DIR="${RTML_SERVICES_DIR:-$REPO_ROOT/.services}"
@@ -58,6 +60,11 @@ VENV_PY="${RTML_SERVICES_PYTHON:-$REPO_ROOT/.venv/bin/python}"
 SEARCH_PORT="${RTML_SEARCH_PORT:-9200}"
 SEARCH_DIR="$SERVICES_DIR/search"
 SEARCH_PACKAGE='osmem-server>=0.1.6'
+
+MLFLOW_PORT="${RTML_MLFLOW_PORT:-5000}"
+MLFLOW_DIR="$SERVICES_DIR/mlflow"
+MLFLOW_DB=mlflow
+MLFLOW_PACKAGES=('mlflow>=3' 'psycopg[binary]>=3.2')
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -707,6 +714,106 @@ status_search() {
         echo "search    up    $HOST:$SEARCH_PORT  osmem-server (in memory)  log=$SEARCH_DIR/osmem.log  url=http://$HOST:$SEARCH_PORT"
     else
         echo "search    down  $HOST:$SEARCH_PORT  osmem-server (in memory)  log=$SEARCH_DIR/osmem.log"
+        return 1
+    fi
+}
+
+# ----------------------------------------------------------------------------- mlflow
+# The MLflow tracking server (the project's venv, else a venv of its own) on PostgreSQL:
+# runs and the model registry in the database `mlflow`, artifacts served by the server
+# itself (--serve-artifacts) from $MLFLOW_DIR/artifacts.
+
+mlflow_bin() {
+    local venv_bin
+    venv_bin="$(dirname "$VENV_PY")/mlflow"
+    if [[ -x "$venv_bin" ]] && "$(dirname "$VENV_PY")/python" -c 'import psycopg' 2>/dev/null; then
+        echo "$venv_bin"
+    else
+        echo "$MLFLOW_DIR/venv/bin/mlflow"
+    fi
+}
+
+install_mlflow() {
+    [[ -x "$(mlflow_bin)" ]] && return 0
+    mkdir -p "$MLFLOW_DIR"
+    log "mlflow: installing ${MLFLOW_PACKAGES[*]} into $MLFLOW_DIR/venv (log: $MLFLOW_DIR/install.log)"
+    python3 -m venv "$MLFLOW_DIR/venv" >>"$MLFLOW_DIR/install.log" 2>&1 ||
+        die_with_logs "mlflow: python3 -m venv failed" "$MLFLOW_DIR/install.log"
+    "$MLFLOW_DIR/venv/bin/python" -m pip install -q "${MLFLOW_PACKAGES[@]}" >>"$MLFLOW_DIR/install.log" 2>&1 ||
+        die_with_logs "mlflow: pip install failed" "$MLFLOW_DIR/install.log"
+}
+
+mlflow_running() { pid_matches "$(read_pid "$MLFLOW_DIR/mlflow.pid")" mlflow; }
+
+health_mlflow() {
+    [[ "$(curl -fsS --max-time 3 "http://$HOST:$MLFLOW_PORT/health" 2>/dev/null)" == OK ]]
+}
+
+start_mlflow() {
+    mkdir -p "$MLFLOW_DIR/artifacts"
+    if mlflow_running && health_mlflow; then
+        log "mlflow: already running on $HOST:$MLFLOW_PORT"
+        return 0
+    fi
+    pg_running && health_postgres || die "mlflow: needs postgres; run: $0 start postgres mlflow"
+    if [[ "$(pg_admin_psql -c "SELECT 1 FROM pg_database WHERE datname = '$MLFLOW_DB'")" != 1 ]]; then
+        pg_admin_psql -c "CREATE DATABASE $MLFLOW_DB OWNER $PG_USER" >/dev/null
+    fi
+    if ! mlflow_running; then
+        rm -f "$MLFLOW_DIR/mlflow.pid"
+        port_free_or_die "$MLFLOW_PORT" mlflow
+        log "mlflow: starting the tracking server on $HOST:$MLFLOW_PORT (store: postgres db $MLFLOW_DB)"
+        # shellcheck disable=SC2016  # $$ and $@ belong to the inner bash
+        # MLflow's background job runner (huey workers for GenAI jobs) is not used by rtml
+        MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false \
+            setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$MLFLOW_DIR/mlflow.pid" \
+            "$(mlflow_bin)" server --host "$HOST" --port "$MLFLOW_PORT" --workers 1 \
+            --backend-store-uri "postgresql+psycopg://$PG_USER:$PG_PASSWORD@$HOST:$PG_PORT/$MLFLOW_DB" \
+            --serve-artifacts --artifacts-destination "$MLFLOW_DIR/artifacts" \
+            </dev/null >>"$MLFLOW_DIR/mlflow.log" 2>&1 9>&- &
+        local i
+        for ((i = 0; i < 50; i++)); do
+            [[ -s "$MLFLOW_DIR/mlflow.pid" ]] && break
+            sleep 0.1
+        done
+    fi
+    local rc=0
+    wait_for "$TIMEOUT" mlflow_running health_mlflow || rc=$?
+    case "$rc" in
+        0) log "mlflow: up on $HOST:$MLFLOW_PORT (pid $(read_pid "$MLFLOW_DIR/mlflow.pid"))" ;;
+        2) die_with_logs "mlflow: the server exited during start-up" "$MLFLOW_DIR/mlflow.log" ;;
+        *) die_with_logs "mlflow: no healthy /health on $HOST:$MLFLOW_PORT after ${TIMEOUT}s" "$MLFLOW_DIR/mlflow.log" ;;
+    esac
+}
+
+stop_mlflow() {
+    if ! mlflow_running; then
+        rm -f "$MLFLOW_DIR/mlflow.pid"
+        log "mlflow: not running"
+        return 0
+    fi
+    local pid i
+    pid="$(read_pid "$MLFLOW_DIR/mlflow.pid")"
+    log "mlflow: stopping (pid $pid)"
+    # the server runs its workers as children: stop the whole process group
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 30; i++)); do
+        if ! pid_matches "$pid" mlflow; then
+            rm -f "$MLFLOW_DIR/mlflow.pid"
+            return 0
+        fi
+        sleep 1
+    done
+    log "mlflow: did not stop in 30s, killing pid $pid"
+    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+    rm -f "$MLFLOW_DIR/mlflow.pid"
+}
+
+status_mlflow() {
+    if mlflow_running && health_mlflow; then
+        echo "mlflow    up    $HOST:$MLFLOW_PORT  store=postgres/$MLFLOW_DB  log=$MLFLOW_DIR/mlflow.log  url=http://$HOST:$MLFLOW_PORT"
+    else
+        echo "mlflow    down  $HOST:$MLFLOW_PORT  log=$MLFLOW_DIR/mlflow.log"
         return 1
     fi
 }

@@ -26,6 +26,10 @@ from rtml.backends.event_log.config import EventLogConfig, LocalEventLogConfig
 from rtml.backends.offline_store.config import DuckDbOfflineStoreConfig, OfflineStoreConfig
 from rtml.backends.online_store.config import OnlineStoreConfig, SqliteOnlineStoreConfig
 from rtml.backends.schema_store.config import EmbeddedSchemaRegistryConfig, SchemaRegistryConfig
+from rtml.backends.serving.config import ServingConfig, UvicornServingConfig
+from rtml.backends.tracking.config import MlflowTrackingConfig, TrackingConfig
+from rtml.backends.trainer.config import LocalTrainerConfig, TrainerConfig
+from rtml.core.training.settings import TrainingSettings
 from rtml.errors import ConfigError
 from rtml.raw_records import ProducerSettings
 from rtml.services.engine.settings import EngineSettings
@@ -40,6 +44,9 @@ DEFAULT_BACKENDS = {
     "dead_letter": "table",
     "offline_store": "duckdb",
     "online_store": "sqlite",
+    "trainer": "local",
+    "tracking": "mlflow",
+    "serving": "uvicorn",
 }
 ENV_PREFIX = "RTML_"
 
@@ -145,6 +152,14 @@ class RtmlConfig(BaseSettings):
     producer: ProducerSettings = Field(default_factory=ProducerSettings)
     # `rtml serve`: listen address and endpoint limits (docs/ingestion.md).
     server: ServerSettings = Field(default_factory=ServerSettings)
+    # `rtml train`: splits, tuning, promotion policy (docs/training.md).
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
+    # Where tuning trials run: in-process or on Ray (docs/training.md).
+    trainer: TrainerConfig = Field(default_factory=LocalTrainerConfig)
+    # Experiment tracking and the model registry: MLflow (docs/training.md).
+    tracking: TrackingConfig = Field(default_factory=MlflowTrackingConfig)
+    # How predictions are served: uvicorn or Ray Serve (docs/serving.md).
+    serving: ServingConfig = Field(default_factory=UvicornServingConfig)
 
     @classmethod
     def settings_customise_sources(

@@ -41,6 +41,20 @@ BACKENDS: dict[str, dict[str, tuple[str, str | None]]] = {
         "sqlite": ("rtml.backends.online_store.sqlite:SqliteOnlineStore", None),
         "redis": ("rtml.backends.online_store.redis:RedisOnlineStore", "redis"),
     },
+    # Where tuning trials run (see docs/training.md).
+    "trainer": {
+        "local": ("rtml.backends.trainer.local:LocalTrainer", None),
+        "ray": ("rtml.backends.trainer.ray:RayTrainer", "ray"),
+    },
+    # Experiment tracking and the model registry (see docs/training.md).
+    "tracking": {
+        "mlflow": ("rtml.backends.tracking.mlflow:MlflowModelRegistry", None),
+    },
+    # How predictions are served (see docs/serving.md).
+    "serving": {
+        "uvicorn": ("rtml.backends.serving.uvicorn:UvicornServing", None),
+        "ray_serve": ("rtml.backends.serving.ray_serve:RayServeServing", "serve"),
+    },
 }
 
 

@@ -1,0 +1,1 @@
+"""Experiment tracking and the model registry: MLflow (local SQLite store or a tracking server)."""
