@@ -31,8 +31,8 @@ test: $(DEV) services lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(DEV)
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check src tests bench scripts
+	$(VENV)/bin/ruff format --check src tests bench scripts
 	$(VENV)/bin/mypy
 
 format: $(DEV)
