@@ -61,6 +61,10 @@ class KafkaDeadLetterConfig(_Strict):
     topic_config: dict[str, str] = Field(default_factory=lambda: {"retention.ms": "-1"})
     # count()/counts_by_code()/recent() read the topic; give up (with an error) after this.
     read_timeout_s: float = Field(default=30.0, gt=0)
+    # Also keep the letters searchable: `rtml run indexer` copies the topic into these
+    # daily OpenSearch/Elasticsearch indices (idempotent: a letter indexed twice is one
+    # document). See docs/dead-letters.md.
+    index: OpenSearchDeadLetterConfig | None = None
 
 
 class OpenSearchDeadLetterConfig(_Strict):
@@ -96,6 +100,8 @@ class OpenSearchDeadLetterConfig(_Strict):
         return prefix
 
 
+KafkaDeadLetterConfig.model_rebuild()
+
 DeadLetterConfig = Annotated[
     MemoryDeadLetterConfig | TableDeadLetterConfig | KafkaDeadLetterConfig | OpenSearchDeadLetterConfig,
     Field(discriminator="type"),
@@ -106,8 +112,13 @@ def for_project(config: DeadLetterConfig, *, project: str, data_dir: Path) -> De
     """``config`` with the project's names filled in where it left them ``None``."""
     if isinstance(config, TableDeadLetterConfig) and config.path is None:
         return config.model_copy(update={"path": Path(data_dir) / TABLE_FILE})
-    if isinstance(config, KafkaDeadLetterConfig) and config.topic is None:
-        return config.model_copy(update={"topic": invalid_topic(project)})
+    if isinstance(config, KafkaDeadLetterConfig):
+        updates: dict[str, object] = {}
+        if config.topic is None:
+            updates["topic"] = invalid_topic(project)
+        if config.index is not None and config.index.index_prefix is None:
+            updates["index"] = config.index.model_copy(update={"index_prefix": index_prefix(project)})
+        return config.model_copy(update=updates) if updates else config
     if isinstance(config, OpenSearchDeadLetterConfig) and config.index_prefix is None:
         return config.model_copy(update={"index_prefix": index_prefix(project)})
     return config

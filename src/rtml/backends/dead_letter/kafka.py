@@ -1,18 +1,8 @@
 """Dead letters on the Kafka topic ``<project>.events.invalid``.
 
-A letter is one record: the value is the ORIGINAL raw bytes, the key the source record's
-key, the timestamp the time received, and the reason travels in headers (UTF-8 text):
-
-=========================  ===============================================
-``rtml.error.code``        stable error code, e.g. ``not_json``
-``rtml.error.message``     what is wrong, e.g. ``$.price: expected number``
-``rtml.error.field``       the field path (absent when no one field is at fault)
-``rtml.source.topic``      where the raw event was read ...
-``rtml.source.partition``  ... (decimal)
-``rtml.source.offset``     ... (decimal)
-``rtml.received_ms``       when the validator received it (ms since the epoch)
-``rtml.event_id``          the event's id, when it could be read
-=========================  ===============================================
+A letter is one record (layout: :mod:`rtml.backends.dead_letter.records`): the value is
+the ORIGINAL raw bytes, the key the source record's key, the timestamp the time received,
+and the reason travels in ``rtml.*`` headers.
 
 Idempotence, the Kafka way: a validator on Kafka sends :meth:`to_records` to
 :attr:`topic` in the same transaction as its valid outputs and its input offsets, so a
@@ -44,6 +34,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from rtml.backends.dead_letter.base import DeadLetter, by_recency, first_per_position, ranked
 from rtml.backends.dead_letter.config import DEFAULT_PROJECT, KafkaDeadLetterConfig, invalid_topic
+from rtml.backends.dead_letter.records import from_record, to_record
 from rtml.backends.event_log.base import LogRecord, check_topic
 from rtml.backends.event_log.config import KafkaEventLogConfig
 from rtml.backends.event_log.kafka import CONNECT_TIMEOUT_S, KafkaEventLog, translate
@@ -51,14 +42,6 @@ from rtml.errors import BackendUnavailableError, RtmlError
 
 logger = logging.getLogger(__name__)
 
-CODE = "rtml.error.code"
-MESSAGE = "rtml.error.message"
-FIELD = "rtml.error.field"
-SOURCE_TOPIC = "rtml.source.topic"
-SOURCE_PARTITION = "rtml.source.partition"
-SOURCE_OFFSET = "rtml.source.offset"
-RECEIVED_MS = "rtml.received_ms"
-EVENT_ID = "rtml.event_id"
 SETTLE_S = 2.0  # how long a read waits at an open (or just committed) transaction
 _SKIP = {KafkaError._TRANSPORT, KafkaError.UNKNOWN_TOPIC_OR_PART}  # librdkafka retries these
 
@@ -94,7 +77,7 @@ class KafkaDeadLetterSink:
 
     def to_records(self, letters: Sequence[DeadLetter]) -> list[LogRecord]:
         """One record per letter (first per position), for a transactional producer."""
-        return [_to_record(letter, self._topic) for letter in first_per_position(letters)]
+        return [to_record(letter, self._topic) for letter in first_per_position(letters)]
 
     def write(self, letters: Sequence[DeadLetter]) -> None:
         """Queue the letters on the idempotent producer; ``flush`` waits for them."""
@@ -216,56 +199,27 @@ class KafkaDeadLetterSink:
                     left.discard(tp.partition)  # an open transaction: not committed yet
 
 
-def _to_record(letter: DeadLetter, topic: str) -> LogRecord:
-    headers = [
-        (CODE, letter.code.encode()),
-        (MESSAGE, letter.message.encode()),
-        (SOURCE_TOPIC, letter.topic.encode()),
-        (SOURCE_PARTITION, str(letter.partition).encode()),
-        (SOURCE_OFFSET, str(letter.offset).encode()),
-        (RECEIVED_MS, str(letter.received_ms).encode()),
-    ]
-    if letter.field_path is not None:
-        headers.append((FIELD, letter.field_path.encode()))
-    if letter.event_id is not None:
-        headers.append((EVENT_ID, letter.event_id.encode()))
-    return LogRecord(
-        value=letter.raw, key=letter.key, headers=tuple(headers), timestamp_ms=letter.received_ms, topic=topic
-    )
-
-
 def _from_message(message: Message) -> DeadLetter:
-    """A letter from a record of the topic; a record without rtml's headers (written by
-    something else) keeps its own position and gets the code ``unknown``."""
-    headers: dict[str, str] = {}
     pairs: Any = message.headers() or ()
-    for name, header in pairs:
-        if header is not None:
-            raw = header if isinstance(header, bytes) else str(header).encode()
-            headers.setdefault(str(name), raw.decode("utf-8", "replace"))
+    headers = tuple(
+        (str(name), raw if isinstance(raw, bytes) else str(raw).encode())
+        for name, raw in pairs
+        if raw is not None
+    )
     _, stamp = message.timestamp()
     value = message.value()
     key = message.key()
-    return DeadLetter(
-        raw=value if isinstance(value, bytes) else (value or "").encode(),
-        key=key if isinstance(key, bytes) or key is None else key.encode(),
-        code=headers.get(CODE) or "unknown",
-        message=headers.get(MESSAGE, ""),
-        field_path=headers.get(FIELD),
-        event_id=headers.get(EVENT_ID),
-        topic=headers.get(SOURCE_TOPIC) or message.topic() or "?",
-        partition=_int(headers.get(SOURCE_PARTITION), message.partition() or 0),
-        offset=_int(headers.get(SOURCE_OFFSET), message.offset() or 0),
-        received_ms=_int(headers.get(RECEIVED_MS), max(stamp, 0)),
+    return from_record(
+        LogRecord(
+            value=value if isinstance(value, bytes) else (value or "").encode(),
+            key=key if isinstance(key, bytes) or key is None else key.encode(),
+            headers=headers,
+            timestamp_ms=max(stamp, 0),
+            topic=message.topic() or "",
+            partition=message.partition() or 0,
+            offset=message.offset() or 0,
+        )
     )
-
-
-def _int(text: str | None, default: int) -> int:
-    try:
-        value = int(text) if text is not None else default
-    except ValueError:
-        return default
-    return value if value >= 0 else default
 
 
 def _retarget(error: RtmlError) -> RtmlError:
