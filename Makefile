@@ -10,7 +10,7 @@ DEV := $(VENV)/.installed-dev
 DEMO_DIR ?= rtml-demo
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint format services services-stop services-status bench clean
+.PHONY: demo test lint format docs services services-stop services-status bench clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -34,6 +34,10 @@ lint: $(DEV)
 	$(VENV)/bin/ruff check src tests bench scripts
 	$(VENV)/bin/ruff format --check src tests bench scripts
 	$(VENV)/bin/mypy
+
+docs: $(DEV)
+	$(PY) scripts/cli_docs.py
+	$(PY) scripts/config_docs.py
 
 format: $(DEV)
 	$(VENV)/bin/ruff check --fix src tests bench

@@ -133,6 +133,8 @@ class RtmlConfig(BaseSettings):
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
     )
 
+    # The project's name: topics are <project>.events.raw/.valid/.invalid, Redis keys
+    # rtml:<project>:..., the MLflow experiment and registered models carry it.
     project: str = Field("rtml", pattern=r"^[a-z][a-z0-9_\-]*$")
     # Where embedded backends keep their files, relative to the project directory.
     data_dir: Path = Path(".rtml")
@@ -145,6 +147,7 @@ class RtmlConfig(BaseSettings):
     # Feature state for serving; the SQLite file defaults to <data_dir>/online.db,
     # Redis keys to rtml:<project>:... (docs/online-store.md).
     online_store: OnlineStoreConfig = Field(default_factory=SqliteOnlineStoreConfig)
+    # `rtml run validator`: raw topic -> valid topic and dead letters (docs/validator.md).
     validator: ValidatorSettings = Field(default_factory=ValidatorSettings)
     # `rtml run engine`: valid events -> online state and offline store (docs/engine.md).
     engine: EngineSettings = Field(default_factory=EngineSettings)
