@@ -159,7 +159,7 @@ class RtmlConfig(BaseSettings):
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     # Where tuning trials run: in-process or on Ray (docs/training.md).
     trainer: TrainerConfig = Field(default_factory=LocalTrainerConfig)
-    # Experiment tracking and the model registry: MLflow (docs/training.md).
+    # Experiment tracking and the model registry: MLflow (docs/model-registry.md).
     tracking: TrackingConfig = Field(default_factory=MlflowTrackingConfig)
     # How predictions are served: uvicorn or Ray Serve (docs/serving.md).
     serving: ServingConfig = Field(default_factory=UvicornServingConfig)
@@ -215,7 +215,7 @@ def _resolve_paths(data: dict[str, Any], root: Path) -> dict[str, Any]:
     for key, value in data.items():
         if isinstance(value, dict):
             data[key] = _resolve_paths(dict(value), root)
-        elif key in {"path", "data_dir"} and isinstance(value, str | Path):
+        elif key in {"path", "data_dir", "artifact_location"} and isinstance(value, str | Path):
             path = Path(value)
             data[key] = path if path.is_absolute() else root / path
     return data

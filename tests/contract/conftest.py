@@ -108,3 +108,24 @@ def _delete_kafka_topics(servers: str, topics: list[str]) -> None:
             future.result(timeout=15)
         except Exception:  # noqa: S110 - best-effort cleanup of test topics
             pass
+
+
+DEFAULT_MLFLOW = "http://127.0.0.1:5000"
+
+
+@pytest.fixture(scope="session")
+def mlflow_url() -> str:
+    """The MLflow tracking server (on PostgreSQL) of ``scripts/services.sh``, or the one in
+    ``RTML_TEST_MLFLOW_URL``. A server that does not answer FAILS the test (never skips it)."""
+    import httpx
+
+    url = os.environ.get("RTML_TEST_MLFLOW_URL", DEFAULT_MLFLOW).rstrip("/")
+    try:
+        httpx.get(f"{url}/health", timeout=5).raise_for_status()
+    except httpx.HTTPError as exc:
+        pytest.fail(
+            f"MLflow tracking server at {url} is not reachable ({exc}): start it with "
+            "`bash scripts/services.sh start mlflow` or set RTML_TEST_MLFLOW_URL",
+            pytrace=False,
+        )
+    return url

@@ -27,6 +27,7 @@ def register(app: typer.Typer) -> None:
         live_seconds: Annotated[
             float, typer.Option("--live-seconds", min=0.0, help="Length of the live phase (when it exists).")
         ] = 30.0,
+        trials: Annotated[int, typer.Option("--trials", min=1, help="Tuning trials of the train stage.")] = 8,
         summary: Annotated[
             Path | None, typer.Option("--summary", dir_okay=False, help="Write the summary JSON here.")
         ] = None,
@@ -44,6 +45,7 @@ def register(app: typer.Typer) -> None:
             days=days,
             dirty_rate=dirty_rate,
             live_seconds=live_seconds,
+            trials=trials,
         )
         result = run_demo(options, STAGES, console)
         console.print(summary_table(result.rows()))

@@ -14,10 +14,12 @@ from rtml.cli import (
     features_cmd,
     indexer_cmd,
     init_cmd,
+    models_cmd,
     produce_cmd,
     registry_cmd,
     replay_cmd,
     serve_cmd,
+    train_cmd,
     validator_cmd,
 )
 from rtml.errors import RtmlError
@@ -42,6 +44,8 @@ for module in (
     serve_cmd,
     dataset_cmd,
     features_cmd,
+    train_cmd,
+    models_cmd,
     demo_cmd,
 ):
     module.register(app)

@@ -27,6 +27,7 @@ class DemoOptions:
     days: float = 14.0
     dirty_rate: float = DEFAULT_DIRTY_RATE
     live_seconds: float = 30.0
+    trials: int = 8
 
 
 @dataclass

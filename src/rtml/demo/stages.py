@@ -16,6 +16,7 @@ from rtml.apply import apply_project
 from rtml.config import CONFIG_FILE
 from rtml.datagen import RawTopicWriter, generate, write_truth
 from rtml.demo.runner import DemoContext, Stage
+from rtml.demo.training import train_stage
 from rtml.progress import progress_bar, tracked
 from rtml.project import RAW_EVENTS, Project, init_project
 from rtml.services.logging import service_logger
@@ -174,6 +175,7 @@ STAGES: list[tuple[str, Stage]] = [
     ("ingest", ingest_stage),
     ("validate", validate_stage),
     ("features", features_stage),
+    ("train", train_stage),
 ]
 
 

@@ -1,5 +1,5 @@
 """Typed config of experiment tracking and the model registry (``tracking`` in ``rtml.yaml``).
-See docs/training.md."""
+See docs/model-registry.md."""
 
 from __future__ import annotations
 

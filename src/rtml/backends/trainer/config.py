@@ -16,7 +16,8 @@ class LocalTrainerConfig(_Strict):
     """XGBoost + Optuna in this process (the embedded default)."""
 
     type: Literal["local"] = "local"
-    # XGBoost threads per fit; None: all cores.
+    # XGBoost threads per fit; None: one per 20,000 training rows, up to all cores (small
+    # fits run faster on one thread than on several).
     n_jobs: int | None = Field(default=None, ge=1)
 
 
