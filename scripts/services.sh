@@ -6,7 +6,7 @@
 #   bash scripts/services.sh status [service...]   one line per service; exit 3 if any is down
 #   bash scripts/services.sh restart [service...]
 #
-# Services (default: all, in this order): postgres redis kafka search mlflow
+# Services (default: all, in this order): postgres redis kafka search mlflow nginx
 # Everything listens on 127.0.0.1 only. See docs/services.md.
 #
 # Layout: one function group per service -- install_X, start_X, stop_X, health_X,
@@ -29,10 +29,14 @@
 #   RTML_SEARCH_PORT           search server (osmem-server, OpenSearch API) port (default: 9200)
 #   RTML_MLFLOW_PORT           MLflow tracking server port (default: 5000); its backend store is
 #                              the database `mlflow` on the PostgreSQL above (started first)
+#   RTML_GATEWAY_PORT          NGINX gateway port (default: 8080), in front of `rtml serve` on
+#   RTML_SERVER_PORT           (default: 8000) of the project RTML_PROJECT_DIR (default: the
+#                              e-commerce example); the API key of /predict and /events is
+#                              RTML_API_KEY, else a random one kept in $RTML_SERVICES_DIR/nginx/api_key
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-SERVICES=(postgres redis kafka search mlflow)
+SERVICES=(postgres redis kafka search mlflow nginx)
 
 HOST=127.0.0.1
 SERVICES_DIR="${RTML_SERVICES_DIR:-$REPO_ROOT/.services}"
@@ -65,6 +69,11 @@ MLFLOW_PORT="${RTML_MLFLOW_PORT:-5000}"
 MLFLOW_DIR="$SERVICES_DIR/mlflow"
 MLFLOW_DB=mlflow
 MLFLOW_PACKAGES=('mlflow>=3' 'psycopg[binary]>=3.2')
+
+GATEWAY_PORT="${RTML_GATEWAY_PORT:-8080}"
+SERVER_PORT="${RTML_SERVER_PORT:-8000}"
+NGINX_DIR="$SERVICES_DIR/nginx"
+GATEWAY_PROJECT="${RTML_PROJECT_DIR:-$REPO_ROOT/examples/ecommerce}"
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -814,6 +823,89 @@ status_mlflow() {
         echo "mlflow    up    $HOST:$MLFLOW_PORT  store=postgres/$MLFLOW_DB  log=$MLFLOW_DIR/mlflow.log  url=http://$HOST:$MLFLOW_PORT"
     else
         echo "mlflow    down  $HOST:$MLFLOW_PORT  log=$MLFLOW_DIR/mlflow.log"
+        return 1
+    fi
+}
+
+# ------------------------------------------------------------------------------ nginx
+# NGINX (Debian package) as the gateway in front of `rtml serve`, configured by
+# `rtml gateway` (upstream keep-alive, timeouts, body limits, the API-key check).
+# Its files (config, pid, logs, temp) all live under $NGINX_DIR.
+
+install_nginx() {
+    [[ -x "$(nginx_bin)" ]] && return 0
+    log "nginx: not found, installing the Debian package"
+    apt_install nginx
+}
+
+nginx_bin() { command -v nginx 2>/dev/null || echo /usr/sbin/nginx; }
+
+nginx_running() { pid_matches "$(read_pid "$NGINX_DIR/run/nginx.pid")" nginx; }
+
+health_nginx() {
+    # any HTTP answer: 502 means NGINX is up and the server behind it is not (yet)
+    local code
+    code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "http://$HOST:$GATEWAY_PORT/health" 2>/dev/null)"
+    [[ -n "$code" && "$code" != 000 ]]
+}
+
+nginx_api_key() {
+    if [[ -n "${RTML_API_KEY:-}" ]]; then
+        echo "$RTML_API_KEY"
+        return
+    fi
+    if [[ ! -s "$NGINX_DIR/api_key" ]]; then
+        (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$NGINX_DIR/api_key")
+    fi
+    cat "$NGINX_DIR/api_key"
+}
+
+start_nginx() {
+    mkdir -p "$NGINX_DIR/run"
+    if nginx_running && health_nginx; then
+        log "nginx: already running on $HOST:$GATEWAY_PORT"
+        return 0
+    fi
+    local rtml_bin
+    rtml_bin="$(dirname "$VENV_PY")/rtml"
+    [[ -x "$rtml_bin" ]] || die "nginx: needs rtml installed in $(dirname "$(dirname "$VENV_PY")") (make test does it) to write its configuration"
+    if ! nginx_running; then
+        port_free_or_die "$GATEWAY_PORT" nginx
+        RTML_API_KEY="$(nginx_api_key)" "$rtml_bin" gateway --project "$GATEWAY_PROJECT" \
+            --out "$NGINX_DIR/nginx.conf" --run-dir "$NGINX_DIR/run" \
+            --upstream "$HOST:$SERVER_PORT" --listen "$HOST:$GATEWAY_PORT" --workers 1 \
+            >>"$NGINX_DIR/gateway.log" 2>&1 || die_with_logs "nginx: rtml gateway failed" "$NGINX_DIR/gateway.log"
+        log "nginx: starting on $HOST:$GATEWAY_PORT -> rtml serve on $HOST:$SERVER_PORT"
+        "$(nginx_bin)" -c "$NGINX_DIR/nginx.conf" -e "$NGINX_DIR/run/startup.log" 9>&- ||
+            die_with_logs "nginx: failed to start" "$NGINX_DIR/run/startup.log" "$NGINX_DIR/run/error.log"
+    fi
+    wait_for "$TIMEOUT" nginx_running health_nginx ||
+        die_with_logs "nginx: no answer on $HOST:$GATEWAY_PORT" "$NGINX_DIR/run/startup.log" "$NGINX_DIR/run/error.log"
+    log "nginx: up on $HOST:$GATEWAY_PORT (pid $(read_pid "$NGINX_DIR/run/nginx.pid"); API key in $NGINX_DIR/api_key)"
+}
+
+stop_nginx() {
+    if ! nginx_running; then
+        log "nginx: not running"
+        return 0
+    fi
+    local pid i
+    pid="$(read_pid "$NGINX_DIR/run/nginx.pid")"
+    log "nginx: stopping (pid $pid)"
+    "$(nginx_bin)" -c "$NGINX_DIR/nginx.conf" -e "$NGINX_DIR/run/startup.log" -s quit 2>/dev/null ||
+        kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 30; i++)); do
+        pid_matches "$pid" nginx || return 0
+        sleep 1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+}
+
+status_nginx() {
+    if nginx_running && health_nginx; then
+        echo "nginx     up    $HOST:$GATEWAY_PORT  -> $HOST:$SERVER_PORT  conf=$NGINX_DIR/nginx.conf  url=http://$HOST:$GATEWAY_PORT"
+    else
+        echo "nginx     down  $HOST:$GATEWAY_PORT  conf=$NGINX_DIR/nginx.conf"
         return 1
     fi
 }

@@ -50,6 +50,12 @@ BACKENDS: dict[str, dict[str, tuple[str, str | None]]] = {
     "tracking": {
         "mlflow": ("rtml.backends.tracking.mlflow:MlflowModelRegistry", None),
     },
+    # Every prediction served, with its features and model version (see docs/serving.md).
+    "prediction_log": {
+        "memory": ("rtml.backends.prediction_log.memory:MemoryPredictionLog", None),
+        "parquet": ("rtml.backends.prediction_log.parquet:ParquetPredictionLog", None),
+        "postgres": ("rtml.backends.prediction_log.postgres:PostgresPredictionLog", "postgres"),
+    },
     # How predictions are served (see docs/serving.md).
     "serving": {
         "uvicorn": ("rtml.backends.serving.uvicorn:UvicornServing", None),

@@ -1,4 +1,4 @@
-"""``rtml serve``: the HTTP server (event ingestion, health, metrics)."""
+"""``rtml serve``: the HTTP server (ingestion, feature reads, predictions, health, metrics)."""
 
 from __future__ import annotations
 
@@ -18,8 +18,10 @@ def register(app: typer.Typer) -> None:
         ),
         port: int | None = typer.Option(None, "--port", help="Listen port [rtml.yaml server.port: 8000]."),
     ) -> None:
-        """Serve the project over HTTP: POST /events, /health, /metrics and the OpenAPI
-        document at /docs and /openapi.json. See docs/ingestion.md."""
+        """Serve the project over HTTP: POST /predict/{model} (and /batch) with the model
+        version the champion alias points at (followed live), POST /events, feature reads,
+        /health, /ready, /metrics and the OpenAPI document at /docs and /openapi.json.
+        See docs/serving.md and docs/ingestion.md."""
         from rtml.services.server.runner import serve as run_server
 
         project = open_project(project_dir)
@@ -28,4 +30,11 @@ def register(app: typer.Typer) -> None:
         console.print(
             f"rtml server of project [bold]{project.config.project}[/] on {shown} (docs: {shown}/docs)"
         )
+        models = sorted(project.definitions.models)
+        if models:
+            alias = project.config.training.promotion.alias
+            console.print(
+                f"predictions: {', '.join(f'POST {shown}/predict/{m}' for m in models)} "
+                f"(the {alias!r} version, checked every {settings.predict.poll_interval_s:g}s)"
+            )
         run_server(project, host=host, port=port)

@@ -279,7 +279,7 @@ def test_openapi_documents_the_endpoint(client: TestClient) -> None:
     doc = client.get("/openapi.json").json()
     post = doc["paths"]["/events"]["post"]
     content = post["requestBody"]["content"]
-    assert set(content) == {"application/json", "application/x-ndjson"}
+    assert set(content) == {"application/json", "application/x-ndjson", "text/plain"}
     event_schema = content["application/json"]["schema"]["oneOf"][1]
     assert "price" in event_schema["properties"] and "$schema" not in event_schema
     example = content["application/json"]["examples"]["object"]["value"]

@@ -14,7 +14,8 @@ import math
 from typing import Any
 
 from fastapi import APIRouter, Path, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.json_schema import SkipJsonSchema
 from starlette.concurrency import run_in_threadpool
 
 from rtml.errors import InvalidInputError
@@ -44,18 +45,39 @@ class FeaturesQuery(BaseModel):
                     "entities": [{"user_id": 42, "product_id": 1001, "price": 12.5}],
                     "at": "2019-10-15T12:00:00Z",
                 },
-            ]
+            ],
+            # Exactly one of the two (checked in the handler; said here for clients and fuzzers).
+            "oneOf": [
+                {"required": ["model"], "not": {"required": ["views"]}},
+                {"required": ["views"], "not": {"required": ["model"]}},
+            ],
         },
     )
 
-    model: str | None = Field(default=None, description="A model's name (give `model` or `views`).")
-    views: list[str] | None = Field(default=None, description="Feature view names (give `model` or `views`).")
+    # Optional, but never null: the schema says string / array, and a null is refused.
+    model: str | SkipJsonSchema[None] = Field(
+        default=None, description="A model's name (give `model` or `views`)."
+    )
+    views: list[str] | SkipJsonSchema[None] = Field(
+        default=None, description="Feature view names (give `model` or `views`)."
+    )
     entities: list[dict[str, Any]] = Field(
         min_length=1,
         max_length=MAX_ENTITIES,
         description="One object per row: the join keys, and a model's request fields.",
     )
-    at: str | None = Field(default=None, description="ISO-8601 time with a zone; default now.")
+    at: str | SkipJsonSchema[None] = Field(
+        default=None, description="ISO-8601 time with a zone; default now."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name in ("model", "views", "at"):
+                if name in data and data[name] is None:
+                    raise ValueError(f"{name} is null: leave it out or give a value")
+        return data
 
 
 class FeaturesReply(BaseModel):

@@ -174,8 +174,16 @@ def request_body_doc(event_schema: dict[str, Any], example: dict[str, Any]) -> d
                 },
             },
             "application/x-ndjson": {
-                "schema": {"type": "string", "description": "One JSON event per line"},
+                "schema": {"type": "string", "pattern": r"\S", "description": "One JSON event per line"},
                 "example": f"{line}\n{line}\n",
+            },
+            "text/plain": {
+                "schema": {
+                    "type": "string",
+                    "pattern": r"\S",
+                    "description": "Anything else: one event per line, each validated (an invalid "
+                    "line is still written and ends in the dead letters with its reason)",
+                },
             },
         },
     }

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rtml.backends.prediction_log.config import PredictionLogConfig
+
 MIB = 1 << 20
 
 
@@ -23,6 +25,47 @@ class IngestSettings(BaseModel):
     retry_after_s: int = Field(default=5, ge=1)
 
 
+class PredictionLogSettings(BaseModel):
+    """``server.predict.log``: every prediction goes, in batches and off the request path,
+    to the prediction log. A full queue drops predictions (counted in
+    ``rtml_prediction_log_dropped``) rather than slow requests down. See docs/serving.md."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    # Rows per write; a batch is written when it is full or flush_interval_s after its first row.
+    batch_size: int = Field(default=2000, ge=1)
+    flush_interval_s: float = Field(default=2.0, gt=0)
+    # Predictions waiting to be written; more are dropped (and counted).
+    queue_size: int = Field(default=100_000, ge=1)
+    # None: follow the offline store (Parquet files beside DuckDB, a table in PostgreSQL).
+    backend: PredictionLogConfig | None = None
+
+
+class PredictSettings(BaseModel):
+    """``server.predict``: ``POST /predict/{model}``. See docs/serving.md."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # How often the server asks the registry where the champion alias points.
+    poll_interval_s: float = Field(default=2.0, ge=0.05)
+    # Versions kept loaded per model (the current one included): a rollback to one of them
+    # is a pointer swap, with no download.
+    keep_versions: int = Field(default=3, ge=1)
+    # Prediction requests running at once; one more is answered 503 with Retry-After.
+    max_in_flight: int = Field(default=32, ge=1)
+    retry_after_s: int = Field(default=1, ge=1)
+    # Rows of one POST /predict/{model}/batch, and its body size; more: 413.
+    max_batch_rows: int = Field(default=10_000, ge=1)
+    max_body_bytes: int = Field(default=5 * MIB, ge=1024)
+    # Online store down: False answers 503; True scores with the documented defaults of every
+    # view and says so in the reply (`store_down: true`).
+    features_default_on_store_down: bool = False
+    # XGBoost threads per prediction call (requests already run in parallel).
+    predict_threads: int = Field(default=1, ge=1)
+    log: PredictionLogSettings = Field(default_factory=PredictionLogSettings)
+
+
 class ServerSettings(BaseModel):
     """``server``: where ``rtml serve`` listens, and each endpoint's settings."""
 
@@ -31,3 +74,4 @@ class ServerSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    predict: PredictSettings = Field(default_factory=PredictSettings)

@@ -1,0 +1,311 @@
+"""Serving end to end on the real servers: ``rtml serve`` (a subprocess, uvicorn) reading a
+Redis online store and following the champion alias of the embedded MLflow registry, behind
+NGINX run with the configuration ``rtml gateway`` writes.
+
+- the gateway checks the API key of /predict and /events and passes the rest;
+- the alias moves (``promote``) and moves back (``rtml models rollback``) while clients keep
+  sending requests through NGINX: no request fails, each client sees 1 -> 2 -> 1 and never
+  an older version after a newer one, and every prediction lands in the prediction log
+  with the version and the score it was served with;
+- a Redis that cannot be reached answers a clear 503, not a hang.
+
+NGINX is the Debian package scripts/services.sh installs (``/usr/sbin/nginx``), or the
+binary in ``RTML_TEST_NGINX``; without one the test fails, naming how to get it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+import redis
+import typer
+import xgboost as xgb
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from rtml.backends.online_store.config import RedisOnlineStoreConfig
+from rtml.backends.prediction_log.config import ParquetPredictionLogConfig
+from rtml.backends.prediction_log.parquet import ParquetPredictionLog
+from rtml.backends.registry import open_backend
+from rtml.backends.tracking import open_registry
+from rtml.cli import gateway_cmd, models_cmd
+from rtml.core.aggregation import EventBatch, build
+from rtml.datagen import generate
+from rtml.models import promote
+from rtml.project import Project, init_project
+from rtml.services.server.app import create_app
+from rtml.testing.online import write_states
+from rtml.testing.registry import make_report
+from rtml.timeutil import parse_timestamp, to_millis
+
+pytestmark = pytest.mark.integration
+
+MODEL = "purchase_1h"
+VIEWS = ("user_activity", "product_stats", "user_product")
+API_KEY = "test-key-" + "x" * 24
+REPO = Path(__file__).resolve().parents[2]
+
+
+def cli() -> typer.Typer:
+    """The commands used here (``rtml gateway``, ``rtml models``), as ``rtml`` registers them."""
+    app = typer.Typer()
+    gateway_cmd.register(app)
+    models_cmd.register(app)
+    return app
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def nginx_binary() -> str:
+    for candidate in (os.environ.get("RTML_TEST_NGINX"), shutil.which("nginx"), "/usr/sbin/nginx"):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    pytest.fail(
+        "NGINX is not installed: start the services with `make services` (bash scripts/services.sh "
+        "start installs the Debian package nginx) or set RTML_TEST_NGINX to an nginx binary",
+        pytrace=False,
+    )
+
+
+def train(names: list[str], seed: int) -> bytes:
+    rng = np.random.default_rng(seed)
+    x = rng.gamma(1.0, 2.0, size=(400, len(names))).astype(np.float32)
+    y = (x[:, 0] + x[:, 2] - x[:, 5] + rng.normal(size=400) > 3).astype(int)
+    booster = xgb.train(
+        {"objective": "binary:logistic", "max_depth": 3, "nthread": 1, "seed": seed},
+        xgb.DMatrix(x, label=y, feature_names=names),
+        num_boost_round=12,
+    )
+    return bytes(booster.save_raw("ubj"))
+
+
+@dataclass
+class Stack:
+    project: Project
+    env: dict[str, str]
+    server_url: str
+    gateway_url: str
+    entities: list[dict[str, Any]]
+
+
+def wait_until(check: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{what} not within {timeout}s")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, redis_url: str, start_hint: str) -> Iterator[Stack]:
+    try:
+        redis.Redis.from_url(redis_url, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"Redis at {redis_url} is not reachable ({exc}): {start_hint}", pytrace=False)
+    nginx = nginx_binary()
+    tmp = tmp_path_factory.mktemp("serving")
+    root = init_project(tmp / "shop", force=True)
+    prefix = f"rtml-test:{uuid.uuid4().hex[:10]}"
+    port, gateway_port = free_port(), free_port()
+    env = {
+        "RTML_ONLINE_STORE__TYPE": "redis",
+        "RTML_ONLINE_STORE__URL": redis_url,
+        "RTML_ONLINE_STORE__KEY_PREFIX": prefix,
+        "RTML_SERVER__PORT": str(port),
+        "RTML_SERVER__PREDICT__POLL_INTERVAL_S": "0.2",
+        "RTML_SERVER__PREDICT__LOG__FLUSH_INTERVAL_S": "0.5",
+    }
+    project = Project.load(root, environ=env)
+
+    # The online state of the last hours, as the engine writes it.
+    start = datetime.now(UTC) - timedelta(hours=3)
+    rows = []
+    for line in generate(1500, seed=9, start=start, days=0.12, dirty_rate=0).lines:
+        event = json.loads(line)
+        event["ts_ms"] = to_millis(parse_timestamp(event.pop("event_time")))
+        rows.append(event)
+    now_ms = to_millis(datetime.now(UTC))
+    rows = sorted((r for r in rows if r["ts_ms"] < now_ms - 60_000), key=lambda r: r["ts_ms"])
+    assert len(rows) > 500
+    runtime = build([project.definitions.feature_views[v] for v in VIEWS])
+    runtime.apply(EventBatch.from_rows(rows))
+    store = open_backend("online_store", RedisOnlineStoreConfig(url=redis_url, key_prefix=prefix))
+    write_states(store, runtime)
+    store.close()
+
+    # Two versions in the embedded MLflow registry; version 1 is the champion.
+    names = project.definitions.models[MODEL].feature_names
+    registry = open_registry(project)
+    for seed in (1, 2):
+        registry.log_run(
+            replace(make_report(MODEL, features=3), feature_names=names, booster=train(names, seed))
+        )
+    registry.close()
+    promote(project, MODEL, "1", force=True)
+
+    server = subprocess.Popen(
+        [sys.executable, "-m", "rtml.cli.main", "serve", "--project", str(root)],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp / "server.log").open("wb"),
+    )
+    conf = tmp / "gateway" / "nginx.conf"
+    written = CliRunner().invoke(
+        cli(),
+        ["gateway", "--out", str(conf), "--upstream", f"127.0.0.1:{port}", "--listen", f"127.0.0.1:{gateway_port}",
+         "--workers", "2", "--project", str(root)],
+        env={"RTML_API_KEY": API_KEY},
+    )  # fmt: skip
+    assert written.exit_code == 0, written.output
+    gateway = subprocess.Popen(
+        [nginx, "-c", str(conf), "-e", str(tmp / "gateway" / "startup.log"), "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    server_url, gateway_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{gateway_port}"
+    try:
+        wait_until(lambda: httpx.get(f"{server_url}/ready").status_code == 200, 90, "the server ready")
+        wait_until(lambda: httpx.get(f"{gateway_url}/health").status_code == 200, 30, "the gateway up")
+        entities = [
+            {"user_id": r["user_id"], "product_id": r["product_id"], "price": r["price"]} for r in rows[-200:]
+        ]
+        yield Stack(project, env, server_url, gateway_url, entities)
+    finally:
+        stop(gateway)
+        stop(server)
+        client = redis.Redis.from_url(redis_url)
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+        client.close()
+        if server.returncode not in (0, -signal.SIGTERM):
+            print((tmp / "server.log").read_text()[-5000:])
+
+
+def test_the_gateway_requires_the_api_key_for_predict_and_events(stack: Stack) -> None:
+    row = stack.entities[0]
+    with httpx.Client(base_url=stack.gateway_url) as client:
+        for headers in ({}, {"X-API-Key": "wrong-key-wrong-key"}):
+            reply = client.post(f"/predict/{MODEL}", json=row, headers=headers)
+            assert reply.status_code == 401 and reply.json()["error"] == "unauthorized"
+            assert client.post("/events", json=[], headers=headers).status_code == 401
+        ok = client.post(f"/predict/{MODEL}", json=row, headers={"X-API-Key": API_KEY})
+        assert ok.status_code == 200 and ok.json()["version"] == "1", ok.text
+        assert ok.json()["missing"] == []  # the key's state is in Redis
+        assert client.get("/health").status_code == 200  # no key needed
+        assert client.get("/ready").json()["ready"] is True
+        bad = client.post(f"/predict/{MODEL}", json={"user_id": 1}, headers={"X-API-Key": API_KEY})
+        assert bad.status_code == 400 and "body.product_id" in bad.json()["message"]
+        big = b'{"user_id": 1, "product_id": 2, "price": 1' + b" " * (6 << 20) + b"}"
+        too_big = client.post(f"/predict/{MODEL}", content=big, headers={"X-API-Key": API_KEY})
+        assert too_big.status_code == 413 and too_big.json()["error"] == "payload_too_large"
+
+
+def test_hot_swap_and_rollback_under_traffic_fail_no_request(stack: Stack) -> None:
+    stop_clients = threading.Event()
+    seen: list[list[tuple[int, str | None, str | None, float | None]]] = [[] for _ in range(4)]
+
+    def client_loop(n: int) -> None:
+        with httpx.Client(base_url=stack.gateway_url, headers={"X-API-Key": API_KEY}, timeout=30) as client:
+            i = 0
+            while not stop_clients.is_set():
+                row = stack.entities[(n * 50 + i) % len(stack.entities)]
+                i += 1
+                reply = client.post(f"/predict/{MODEL}", json=row)
+                body = reply.json() if reply.status_code == 200 else {}
+                seen[n].append(
+                    (reply.status_code, body.get("version"), body.get("request_id"), body.get("score"))
+                )
+
+    def versions_now() -> set[str | None]:
+        return {s[-1][1] for s in seen if s}
+
+    threads = [threading.Thread(target=client_loop, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        wait_until(lambda: all(len(s) >= 5 for s in seen), 30, "traffic")
+        promote(stack.project, MODEL, "2", force=True)
+        wait_until(lambda: versions_now() == {"2"} and all(len(s) > 5 for s in seen), 30, "version 2 served")
+        rolled = CliRunner().invoke(
+            cli(), ["models", "rollback", "-m", MODEL, "--project", str(stack.project.root)], env=stack.env
+        )
+        assert rolled.exit_code == 0, rolled.output
+        marks = [len(s) for s in seen]
+        wait_until(lambda: versions_now() == {"1"}, 30, "the rollback served")
+        wait_until(lambda: all(len(s) > m + 5 for s, m in zip(seen, marks, strict=True)), 30, "traffic after")
+    finally:
+        stop_clients.set()
+        for t in threads:
+            t.join(30)
+
+    replies = [r for s in seen for r in s]
+    assert {status for status, *_ in replies} == {200}  # not one request failed during the swaps
+    for s in seen:
+        versions = [v for _, v, _, _ in s]
+        # each client: 1..1, then 2..2, then 1..1 -- never back and forth
+        collapsed = [v for i, v in enumerate(versions) if i == 0 or versions[i - 1] != v]
+        assert collapsed == ["1", "2", "1"], collapsed
+
+    # Every reply is in the prediction log, with its version and score, once the server flushed.
+    log = ParquetPredictionLog(ParquetPredictionLogConfig(path=stack.project.data_dir / "predictions"))
+
+    def logged() -> dict[str, tuple[str, float]]:
+        table = log.read(MODEL).to_pylist()
+        return {r["request_id"]: (r["version"], r["score"]) for r in table}
+
+    wanted = {rid: (version, score) for _, version, rid, score in replies}
+    wait_until(lambda: set(wanted) <= set(logged()), 30, "every prediction logged")
+    got = logged()
+    for rid, (version, score) in wanted.items():
+        assert got[rid][0] == version and got[rid][1] == pytest.approx(score, rel=1e-9)
+
+
+def test_a_redis_that_cannot_be_reached_is_a_clear_503(stack: Stack) -> None:
+    down = Project.load(
+        stack.project.root,
+        environ={**stack.env, "RTML_ONLINE_STORE__URL": f"redis://127.0.0.1:{free_port()}/0"},
+    )
+    app = create_app(down)
+    with TestClient(app) as client:
+        assert app.state.scoring.holder.wait_loaded(60)
+        reply = client.post(f"/predict/{MODEL}", json=stack.entities[0])
+        assert reply.status_code == 503 and reply.headers["Retry-After"] == "1"
+        assert "online store (Redis at" in reply.json()["message"] and "Fix:" in reply.json()["message"]
+        ready = client.get("/ready")
+        assert ready.status_code == 503 and ready.json()["online_store"]["ok"] is False
