@@ -12,7 +12,7 @@ is validated and loaded into the embedded store once (cached under
              at random times over the stream (a Parquet file, read and normalized).
 
 The goal (issue 4) is 1,000,000 spine rows x 20 features in <= 10 s. Feast's
-``get_historical_features`` is not measured here (see docs/offline-store.md for why).
+``get_historical_features`` on the same data is bench/feast_training_set.py.
 Prints a table and writes ``bench/results/training_set.json``.
 """
 

@@ -71,6 +71,9 @@ def bodies(window_ms: int, hop_ms: int) -> list[tuple[str, int]]:
 class GroupSql:
     ctes: list[tuple[str, str]] = field(default_factory=list)
     columns: list[str] = field(default_factory=list)  # "expr AS <feature>" over p, h, b, c ...
+    # CTEs to inline in each reader (NOT MATERIALIZED): re-reading the events table is
+    # cheaper than writing ``gN_ev`` (every event of the source) to memory once
+    inline: set[str] = field(default_factory=set)
 
 
 def group_sql(g: str, group: ViewGroup, table: str) -> GroupSql:
@@ -104,6 +107,7 @@ class _Group:
             f"SELECT {key_cols}, e.{TS_MS} AS ts, {floor_to(f'e.{TS_MS}', self.h)} AS tile, {values} "
             f"FROM {self.table} AS e WHERE {not_null}",
         )
+        self.out.inline.add(f"{g}_ev")
         probe_keys = ", ".join(f"s.{n} AS {k}" for n, k in zip(group.keys, self.keys, strict=True))
         self.cte("pr", f"SELECT s.pid, {probe_keys}, s.t, {floor_to('s.t', self.h)} AS tile FROM spine AS s")
         self.cte("pt", f"SELECT DISTINCT {self.key_list}, tile FROM {g}_pr")
@@ -172,7 +176,7 @@ class _Group:
             f"SELECT {self.key_list}, tile AS o, NULL AS slot, NULL AS pt, {', '.join(ns)} "
             f"FROM {self.g}_tiles UNION ALL {lookups}"
         )
-        frame = f"PARTITION BY {self.key_list} ORDER BY o RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
+        frame = f"PARTITION BY {self.key_list} ORDER BY o ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
         running = ", ".join(f"SUM({n}) OVER ({frame}) AS {n}" for n in ns)
         pivot = ", ".join(
             f"MAX(CASE WHEN slot = {s} THEN {n} END) AS {n}_{s}" for n in ns for s in self.slots.values()
@@ -263,12 +267,18 @@ class _Group:
     def _count_distinct(self, i: int, agg: AggSpec) -> None:
         """Distinct values over [start, t): every (tile, value) of the key in the longest
         window, with its first time in the tile (a value of the spine row's own tile counts
-        only if it was seen before t)."""
+        only if it was seen before t).
+
+        The join is an equi-join on (key, bucket), buckets of ``B = longest window + hop``:
+        each spine row asks for its tile's bucket and the one before, which hold every tile
+        its longest window reaches, so it meets those of the key's values and not the key's
+        whole history."""
         g = self.g
+        span = agg.windows[-1].window_ms + self.h
         self.cte(
             f"dv{i}",
-            f"SELECT {self.key_list}, tile, v{i} AS v, MIN(ts) AS first_ts FROM {g}_ev "
-            f"WHERE v{i} IS NOT NULL GROUP BY {self.key_list}, tile, v{i}",
+            f"SELECT {self.key_list}, tile, {floor_to('tile', span)} AS bucket, v{i} AS v, "
+            f"MIN(ts) AS first_ts FROM {g}_ev WHERE v{i} IS NOT NULL GROUP BY {self.key_list}, tile, v{i}",
         )
         longest = floor_to(f"p.t - {agg.windows[-1].window_ms}", self.h)
         counts = [
@@ -276,10 +286,16 @@ class _Group:
             f"AND (d.tile < p.tile OR d.first_ts < p.t) THEN d.v END) AS f{j}"
             for j, w in enumerate(agg.windows)
         ]
+        probe = f"SELECT pid, {self.key_list}, t, tile, {floor_to('tile', span)} AS bucket FROM {g}_pr"
+        both = (
+            f"{probe} UNION ALL "
+            f"SELECT pid, {self.key_list}, t, tile, bucket - {span} AS bucket FROM ({probe}) AS q"
+        )
         self.cte(
             f"cd{i}",
-            f"SELECT p.pid, {', '.join(counts)} FROM {g}_pr AS p LEFT JOIN {g}_dv{i} AS d "
-            f"ON {self.on('d', 'p')} AND d.tile >= {longest} AND d.tile <= p.tile GROUP BY p.pid",
+            f"SELECT p.pid, {', '.join(counts)} FROM ({both}) AS p LEFT JOIN {g}_dv{i} AS d "
+            f"ON {self.on('d', 'p')} AND d.bucket = p.bucket AND d.tile >= {longest} AND d.tile <= p.tile "
+            "GROUP BY p.pid",
         )
         self.joins.append(f"JOIN {g}_cd{i} AS cd{i} ON cd{i}.pid = p.pid")
 

@@ -88,6 +88,7 @@ class _Builder:
         self.include_incomplete = include_incomplete
         label = plan.label
         self.request = [n for n in plan.request if n not in label.keys]
+        self.inline: set[str] = set()
 
     def build(self) -> str:
         label = self.plan.label
@@ -95,7 +96,9 @@ class _Builder:
         joins: list[str] = []
         for index, group in enumerate(self.plan.groups):
             g = f"g{index}"
-            ctes += group_sql(g, group, self.tables[group.table.source]).ctes
+            built = group_sql(g, group, self.tables[group.table.source])
+            ctes += built.ctes
+            self.inline |= built.inline
             joins.append(f"JOIN {g} ON {g}.pid = s.pid")
         ctes.append(("labels", self._labels(label)))
         ctes.append(("horizon", f"SELECT MAX({TS_MS}) AS last_ts FROM {self.tables[label.table.source]}"))
@@ -106,7 +109,9 @@ class _Builder:
         cols = [f"e.{k} AS {k}" for k in label.keys]
         if self.spine.kind == "label":
             first = [
-                f"ROW_NUMBER() OVER (ORDER BY e.{TS_MS}, e.{EVENT_ID}) AS pid",
+                # any numbering will do (``spine`` is MATERIALIZED, so every reader sees the
+                # same one): the result is ordered by (t, event_id), not by pid
+                "ROW_NUMBER() OVER () AS pid",
                 f"e.{EVENT_ID} AS {EVENT_ID}",
             ]
             present = {n for n in self.request if label.table.kind(n) is not None}
@@ -116,10 +121,8 @@ class _Builder:
             )
             time = f"e.{TS_MS} AS t"
         else:
-            first = [
-                f"ROW_NUMBER() OVER (ORDER BY e.t, e.{SPINE_ROW}) AS pid",
-                f"e.{SPINE_ROW} AS {SPINE_ROW}",
-            ]
+            # the row's position in the file: unique already, and (t, pid) sorts as (t, row)
+            first = [f"e.{SPINE_ROW} AS pid", f"e.{SPINE_ROW} AS {SPINE_ROW}"]
             present = set(self.spine.request_columns)
             table, where, time = SPINE_TABLE, "", "e.t AS t"
         request = [
@@ -162,9 +165,16 @@ class _Builder:
         outer.append(LABEL)
         where = "" if self.include_incomplete else f" WHERE {complete}"
         from_ = f"spine AS s {' '.join(joins)} LEFT JOIN labels ON labels.pid = s.pid CROSS JOIN horizon"
-        with_ = ",\n".join(f"{name} AS ({body})" for name, body in ctes)
+        with_ = ",\n".join(f"{name} AS {_materialized(name, self.inline)}({body})" for name, body in ctes)
         rows = f"SELECT {', '.join(inner)} FROM {from_}{where}"
-        return f"WITH {with_}\nSELECT {', '.join(outer)} FROM ({rows}) AS f ORDER BY f.t, f.pid"
+        order = f"f.{EVENT_ID}" if self.spine.kind == "label" else "f.pid"
+        return f"WITH {with_}\nSELECT {', '.join(outer)} FROM ({rows}) AS f ORDER BY f.t, {order}"
+
+
+def _materialized(name: str, inline: set[str]) -> str:
+    if name == "spine":  # written once: its pid numbering must be the same for every reader
+        return "MATERIALIZED "
+    return "NOT MATERIALIZED " if name in inline else ""
 
 
 def output_kind(agg: AggSpec) -> ColumnKind:

@@ -1,6 +1,6 @@
-WITH spine AS (
+WITH spine AS MATERIALIZED (
   SELECT
-    ROW_NUMBER() OVER (ORDER BY e.t, e.spine_row) AS pid,
+    e.spine_row AS pid,
     e.spine_row AS spine_row,
     e.user_id AS user_id,
     e.product_id AS product_id,
@@ -9,7 +9,7 @@ WITH spine AS (
   FROM rtml_spine AS e
   WHERE
     NOT e.user_id IS NULL AND NOT e.product_id IS NULL
-), g0_ev AS (
+), g0_ev AS NOT MATERIALIZED (
   SELECT
     e.user_id AS k0,
     e.ts_ms AS ts,
@@ -82,7 +82,7 @@ WITH spine AS (
       k0,
       slot,
       pt,
-      SUM(n0) OVER (PARTITION BY k0 ORDER BY o RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS n0
+      SUM(n0) OVER (PARTITION BY k0 ORDER BY o ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS n0
     FROM (
       SELECT
         k0,
@@ -134,6 +134,15 @@ WITH spine AS (
   SELECT
     k0,
     tile,
+    (
+      tile - (
+        (
+          (
+            tile % 3660000
+          ) + 3660000
+        ) % 3660000
+      )
+    ) AS bucket,
     v1 AS v,
     MIN(ts) AS first_ts
   FROM g0_ev
@@ -163,9 +172,50 @@ WITH spine AS (
         THEN d.v
       END
     ) AS f0
-  FROM g0_pr AS p
+  FROM (
+    SELECT
+      pid,
+      k0,
+      t,
+      tile,
+      (
+        tile - (
+          (
+            (
+              tile % 3660000
+            ) + 3660000
+          ) % 3660000
+        )
+      ) AS bucket
+    FROM g0_pr
+    UNION ALL
+    SELECT
+      pid,
+      k0,
+      t,
+      tile,
+      bucket - 3660000 AS bucket
+    FROM (
+      SELECT
+        pid,
+        k0,
+        t,
+        tile,
+        (
+          tile - (
+            (
+              (
+                tile % 3660000
+              ) + 3660000
+            ) % 3660000
+          )
+        ) AS bucket
+      FROM g0_pr
+    ) AS q
+  ) AS p
   LEFT JOIN g0_dv1 AS d
     ON d.k0 = p.k0
+    AND d.bucket = p.bucket
     AND d.tile >= (
       p.t - 3600000 - (
         (
@@ -198,7 +248,7 @@ WITH spine AS (
     ON c.k0 = p.k0 AND c.tile = p.tile
   JOIN g0_cd1 AS cd1
     ON cd1.pid = p.pid
-), g1_ev AS (
+), g1_ev AS NOT MATERIALIZED (
   SELECT
     e.user_id AS k0,
     e.ts_ms AS ts,
@@ -284,8 +334,8 @@ WITH spine AS (
       k0,
       slot,
       pt,
-      SUM(n0) OVER (PARTITION BY k0 ORDER BY o RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS n0,
-      SUM(n1) OVER (PARTITION BY k0 ORDER BY o RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS n1
+      SUM(n0) OVER (PARTITION BY k0 ORDER BY o ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS n0,
+      SUM(n1) OVER (PARTITION BY k0 ORDER BY o ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS n1
     FROM (
       SELECT
         k0,
@@ -398,7 +448,7 @@ WITH spine AS (
     ON c.k0 = p.k0 AND c.tile = p.tile
   LEFT JOIN g1_body AS b
     ON b.k0 = p.k0 AND b.tile = p.tile
-), g2_ev AS (
+), g2_ev AS NOT MATERIALIZED (
   SELECT
     e.product_id AS k0,
     e.ts_ms AS ts,
@@ -467,7 +517,7 @@ WITH spine AS (
       k0,
       slot,
       pt,
-      SUM(n0) OVER (PARTITION BY k0 ORDER BY o RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS n0
+      SUM(n0) OVER (PARTITION BY k0 ORDER BY o ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS n0
     FROM (
       SELECT
         k0,
@@ -521,7 +571,7 @@ WITH spine AS (
     ON h.pid = p.pid
   LEFT JOIN g2_cum AS c
     ON c.k0 = p.k0 AND c.tile = p.tile
-), g3_ev AS (
+), g3_ev AS NOT MATERIALIZED (
   SELECT
     e.product_id AS k0,
     e.ts_ms AS ts,
@@ -601,8 +651,8 @@ WITH spine AS (
       k0,
       slot,
       pt,
-      SUM(n0) OVER (PARTITION BY k0 ORDER BY o RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS n0,
-      SUM(n1) OVER (PARTITION BY k0 ORDER BY o RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS n1
+      SUM(n0) OVER (PARTITION BY k0 ORDER BY o ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS n0,
+      SUM(n1) OVER (PARTITION BY k0 ORDER BY o ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS n1
     FROM (
       SELECT
         k0,
@@ -694,7 +744,7 @@ WITH spine AS (
     ON c.k0 = p.k0 AND c.tile = p.tile
   LEFT JOIN g3_body AS b
     ON b.k0 = p.k0 AND b.tile = p.tile
-), g4_ev AS (
+), g4_ev AS NOT MATERIALIZED (
   SELECT
     e.user_id AS k0,
     e.product_id AS k1,
@@ -771,7 +821,7 @@ WITH spine AS (
       k1,
       slot,
       pt,
-      SUM(n0) OVER (PARTITION BY k0, k1 ORDER BY o RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS n0
+      SUM(n0) OVER (PARTITION BY k0, k1 ORDER BY o ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS n0
     FROM (
       SELECT
         k0,
@@ -842,7 +892,7 @@ WITH spine AS (
     ON h.pid = p.pid
   LEFT JOIN g4_cum AS c
     ON c.k0 = p.k0 AND c.k1 = p.k1 AND c.tile = p.tile
-), g5_ev AS (
+), g5_ev AS NOT MATERIALIZED (
   SELECT
     e.user_id AS k0,
     e.product_id AS k1,
@@ -924,8 +974,8 @@ WITH spine AS (
       k1,
       slot,
       pt,
-      SUM(n0) OVER (PARTITION BY k0, k1 ORDER BY o RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS n0,
-      SUM(n1) OVER (PARTITION BY k0, k1 ORDER BY o RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS n1
+      SUM(n0) OVER (PARTITION BY k0, k1 ORDER BY o ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS n0,
+      SUM(n1) OVER (PARTITION BY k0, k1 ORDER BY o ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS n1
     FROM (
       SELECT
         k0,

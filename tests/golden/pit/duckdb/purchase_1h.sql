@@ -1,6 +1,6 @@
-WITH spine AS (
+WITH spine AS MATERIALIZED (
   SELECT
-    ROW_NUMBER() OVER (ORDER BY e.ts_ms, e.event_id) AS pid,
+    ROW_NUMBER() OVER () AS pid,
     e.event_id AS event_id,
     e.user_id AS user_id,
     e.product_id AS product_id,
@@ -11,7 +11,7 @@ WITH spine AS (
     (
       event_type = 'cart'
     ) AND NOT e.user_id IS NULL AND NOT e.product_id IS NULL
-), g0_ev AS (
+), g0_ev AS NOT MATERIALIZED (
   SELECT
     e.user_id AS k0,
     e.ts_ms AS ts,
@@ -84,7 +84,7 @@ WITH spine AS (
       k0,
       slot,
       pt,
-      SUM(n0) OVER (PARTITION BY k0 ORDER BY o RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS n0
+      SUM(n0) OVER (PARTITION BY k0 ORDER BY o ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS n0
     FROM (
       SELECT
         k0,
@@ -136,6 +136,15 @@ WITH spine AS (
   SELECT
     k0,
     tile,
+    (
+      tile - (
+        (
+          (
+            tile % 3660000
+          ) + 3660000
+        ) % 3660000
+      )
+    ) AS bucket,
     v1 AS v,
     MIN(ts) AS first_ts
   FROM g0_ev
@@ -165,9 +174,50 @@ WITH spine AS (
         THEN d.v
       END
     ) AS f0
-  FROM g0_pr AS p
+  FROM (
+    SELECT
+      pid,
+      k0,
+      t,
+      tile,
+      (
+        tile - (
+          (
+            (
+              tile % 3660000
+            ) + 3660000
+          ) % 3660000
+        )
+      ) AS bucket
+    FROM g0_pr
+    UNION ALL
+    SELECT
+      pid,
+      k0,
+      t,
+      tile,
+      bucket - 3660000 AS bucket
+    FROM (
+      SELECT
+        pid,
+        k0,
+        t,
+        tile,
+        (
+          tile - (
+            (
+              (
+                tile % 3660000
+              ) + 3660000
+            ) % 3660000
+          )
+        ) AS bucket
+      FROM g0_pr
+    ) AS q
+  ) AS p
   LEFT JOIN g0_dv1 AS d
     ON d.k0 = p.k0
+    AND d.bucket = p.bucket
     AND d.tile >= (
       p.t - 3600000 - (
         (
@@ -200,7 +250,7 @@ WITH spine AS (
     ON c.k0 = p.k0 AND c.tile = p.tile
   JOIN g0_cd1 AS cd1
     ON cd1.pid = p.pid
-), g1_ev AS (
+), g1_ev AS NOT MATERIALIZED (
   SELECT
     e.user_id AS k0,
     e.ts_ms AS ts,
@@ -286,8 +336,8 @@ WITH spine AS (
       k0,
       slot,
       pt,
-      SUM(n0) OVER (PARTITION BY k0 ORDER BY o RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS n0,
-      SUM(n1) OVER (PARTITION BY k0 ORDER BY o RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS n1
+      SUM(n0) OVER (PARTITION BY k0 ORDER BY o ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS n0,
+      SUM(n1) OVER (PARTITION BY k0 ORDER BY o ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS n1
     FROM (
       SELECT
         k0,
@@ -400,7 +450,7 @@ WITH spine AS (
     ON c.k0 = p.k0 AND c.tile = p.tile
   LEFT JOIN g1_body AS b
     ON b.k0 = p.k0 AND b.tile = p.tile
-), g2_ev AS (
+), g2_ev AS NOT MATERIALIZED (
   SELECT
     e.product_id AS k0,
     e.ts_ms AS ts,
@@ -469,7 +519,7 @@ WITH spine AS (
       k0,
       slot,
       pt,
-      SUM(n0) OVER (PARTITION BY k0 ORDER BY o RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS n0
+      SUM(n0) OVER (PARTITION BY k0 ORDER BY o ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS n0
     FROM (
       SELECT
         k0,
@@ -523,7 +573,7 @@ WITH spine AS (
     ON h.pid = p.pid
   LEFT JOIN g2_cum AS c
     ON c.k0 = p.k0 AND c.tile = p.tile
-), g3_ev AS (
+), g3_ev AS NOT MATERIALIZED (
   SELECT
     e.product_id AS k0,
     e.ts_ms AS ts,
@@ -603,8 +653,8 @@ WITH spine AS (
       k0,
       slot,
       pt,
-      SUM(n0) OVER (PARTITION BY k0 ORDER BY o RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS n0,
-      SUM(n1) OVER (PARTITION BY k0 ORDER BY o RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS n1
+      SUM(n0) OVER (PARTITION BY k0 ORDER BY o ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS n0,
+      SUM(n1) OVER (PARTITION BY k0 ORDER BY o ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS n1
     FROM (
       SELECT
         k0,
@@ -696,7 +746,7 @@ WITH spine AS (
     ON c.k0 = p.k0 AND c.tile = p.tile
   LEFT JOIN g3_body AS b
     ON b.k0 = p.k0 AND b.tile = p.tile
-), g4_ev AS (
+), g4_ev AS NOT MATERIALIZED (
   SELECT
     e.user_id AS k0,
     e.product_id AS k1,
@@ -773,7 +823,7 @@ WITH spine AS (
       k1,
       slot,
       pt,
-      SUM(n0) OVER (PARTITION BY k0, k1 ORDER BY o RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS n0
+      SUM(n0) OVER (PARTITION BY k0, k1 ORDER BY o ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS n0
     FROM (
       SELECT
         k0,
@@ -844,7 +894,7 @@ WITH spine AS (
     ON h.pid = p.pid
   LEFT JOIN g4_cum AS c
     ON c.k0 = p.k0 AND c.k1 = p.k1 AND c.tile = p.tile
-), g5_ev AS (
+), g5_ev AS NOT MATERIALIZED (
   SELECT
     e.user_id AS k0,
     e.product_id AS k1,
@@ -926,8 +976,8 @@ WITH spine AS (
       k1,
       slot,
       pt,
-      SUM(n0) OVER (PARTITION BY k0, k1 ORDER BY o RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS n0,
-      SUM(n1) OVER (PARTITION BY k0, k1 ORDER BY o RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS n1
+      SUM(n0) OVER (PARTITION BY k0, k1 ORDER BY o ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS n0,
+      SUM(n1) OVER (PARTITION BY k0, k1 ORDER BY o ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS n1
     FROM (
       SELECT
         k0,
@@ -1080,4 +1130,4 @@ FROM (
 ) AS f
 ORDER BY
   f.t,
-  f.pid
+  f.event_id
