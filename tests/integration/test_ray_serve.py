@@ -1,0 +1,383 @@
+"""``serving: {type: ray_serve}`` on a real local Ray Serve (one replica), behind NGINX.
+
+``rtml serve`` runs as a subprocess with ``serving.type: ray_serve``: it starts a local Ray,
+deploys the server app on Ray Serve and serves until Ctrl-C. The project reads a Redis
+online store and the embedded MLflow registry (SQLite in the project's data dir, which the
+Ray replica, another process, reads too). Its peer is the ``uvicorn`` backend serving the
+same project in this process. Checked:
+
+- the scores and served features of Ray Serve equal uvicorn's for the same rows, version
+  and time (``?at=``), one row at a time (direct) and in batches (through NGINX);
+- the gateway in front of Ray Serve: API key, 404 for an unknown model, 400, /ready;
+- a promotion is followed by the Ray Serve replica within seconds, and a rollback too;
+  the replica's prediction log holds each reply with its version and score;
+- Ctrl-C (SIGINT) ends ``rtml serve`` with status 0, and no Ray process is left.
+
+Ray starts once for the module (about 30 s on two cores).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+import redis
+import typer
+import xgboost as xgb
+from typer.testing import CliRunner
+
+from rtml.backends.online_store.config import RedisOnlineStoreConfig
+from rtml.backends.prediction_log.config import ParquetPredictionLogConfig
+from rtml.backends.prediction_log.parquet import ParquetPredictionLog
+from rtml.backends.registry import open_backend
+from rtml.backends.serving.config import RayServeConfig
+from rtml.backends.serving.ray_serve import deployment_options, ray_temp_dir
+from rtml.backends.serving.uvicorn import UvicornServing
+from rtml.backends.tracking import open_registry
+from rtml.cli import gateway_cmd
+from rtml.core.aggregation import EventBatch, build
+from rtml.datagen import generate
+from rtml.errors import ConfigError
+from rtml.models import promote
+from rtml.project import Project, init_project
+from rtml.testing.online import write_states
+from rtml.testing.registry import make_report
+from rtml.timeutil import parse_timestamp, to_millis
+
+pytestmark = pytest.mark.integration
+
+MODEL = "purchase_1h"
+VIEWS = ("user_activity", "product_stats", "user_product")
+API_KEY = "ray-key-" + "r" * 24
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def nginx_binary() -> str:
+    for candidate in (os.environ.get("RTML_TEST_NGINX"), shutil.which("nginx"), "/usr/sbin/nginx"):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    pytest.fail(
+        "NGINX is not installed: start the services with `make services` (bash scripts/services.sh "
+        "start installs the Debian package nginx) or set RTML_TEST_NGINX to an nginx binary",
+        pytrace=False,
+    )
+
+
+def train(names: list[str], seed: int) -> bytes:
+    rng = np.random.default_rng(seed)
+    x = rng.gamma(1.0, 2.0, size=(400, len(names))).astype(np.float32)
+    y = (x[:, 0] + x[:, 2] - x[:, 5] + rng.normal(size=400) > 3).astype(int)
+    booster = xgb.train(
+        {"objective": "binary:logistic", "max_depth": 3, "nthread": 1, "seed": seed},
+        xgb.DMatrix(x, label=y, feature_names=names),
+        num_boost_round=12,
+    )
+    return bytes(booster.save_raw("ubj"))
+
+
+def wait_until(check: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{what} not within {timeout}s")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+@dataclass
+class Stack:
+    project: Project
+    server: subprocess.Popen[bytes]
+    ray_url: str  # Ray Serve's HTTP proxy
+    uvicorn_url: str  # the peer: the uvicorn backend, same project
+    gateway_url: str  # NGINX in front of Ray Serve
+    entities: list[dict[str, Any]]
+    at: str  # features are read as of this time on both backends
+    log_file: Path
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, redis_url: str, start_hint: str) -> Iterator[Stack]:
+    try:
+        redis.Redis.from_url(redis_url, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"Redis at {redis_url} is not reachable ({exc}): {start_hint}", pytrace=False)
+    nginx = nginx_binary()
+    tmp = tmp_path_factory.mktemp("ray_serve")
+    root = init_project(tmp / "shop", force=True)
+    prefix = f"rtml-test:{uuid.uuid4().hex[:10]}"
+    ray_port, gateway_port = free_port(), free_port()
+    env = {
+        "RTML_ONLINE_STORE__TYPE": "redis",
+        "RTML_ONLINE_STORE__URL": redis_url,
+        "RTML_ONLINE_STORE__KEY_PREFIX": prefix,
+        "RTML_SERVER__PREDICT__POLL_INTERVAL_S": "0.2",
+        "RTML_SERVER__PREDICT__LOG__FLUSH_INTERVAL_S": "0.5",
+        "RTML_SERVING__TYPE": "ray_serve",
+        "RTML_SERVING__HTTP_PORT": str(ray_port),
+        "RTML_SERVING__NUM_REPLICAS": "1",
+    }
+    project = Project.load(root, environ=env)
+
+    # The online state of the last hours, as the engine writes it.
+    start = datetime.now(UTC) - timedelta(hours=3)
+    rows = []
+    for line in generate(1500, seed=11, start=start, days=0.12, dirty_rate=0).lines:
+        event = json.loads(line)
+        event["ts_ms"] = to_millis(parse_timestamp(event.pop("event_time")))
+        rows.append(event)
+    now_ms = to_millis(datetime.now(UTC))
+    rows = sorted((r for r in rows if r["ts_ms"] < now_ms - 60_000), key=lambda r: r["ts_ms"])
+    runtime = build([project.definitions.feature_views[v] for v in VIEWS])
+    runtime.apply(EventBatch.from_rows(rows))
+    store = open_backend("online_store", RedisOnlineStoreConfig(url=redis_url, key_prefix=prefix))
+    write_states(store, runtime)
+    store.close()
+    at = datetime.now(UTC).isoformat()
+
+    # Two versions in the embedded MLflow registry (SQLite under the data dir); 1 is champion.
+    names = project.definitions.models[MODEL].feature_names
+    registry = open_registry(project)
+    for seed in (1, 2):
+        registry.log_run(
+            replace(make_report(MODEL, features=3), feature_names=names, booster=train(names, seed))
+        )
+    registry.close()
+    promote(project, MODEL, "1", force=True)
+
+    log_file = tmp / "server.log"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "rtml.cli.main", "serve", "--project", str(root)],
+        env={**os.environ, **env},
+        stdout=log_file.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    peer = UvicornServing()
+    conf = tmp / "gateway" / "nginx.conf"
+    gateway_cli = typer.Typer()
+    gateway_cli.callback()(lambda: None)  # a group, as `rtml` is: `gateway` is a subcommand
+    gateway_cmd.register(gateway_cli)
+    written = CliRunner().invoke(
+        gateway_cli,
+        ["gateway", "--out", str(conf), "--upstream", f"127.0.0.1:{ray_port}", "--listen",
+         f"127.0.0.1:{gateway_port}", "--workers", "1", "--project", str(root)],
+        env={"RTML_API_KEY": API_KEY},
+    )  # fmt: skip
+    assert written.exit_code == 0, written.output
+    gateway = subprocess.Popen(
+        [nginx, "-c", str(conf), "-e", str(tmp / "gateway" / "startup.log"), "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    ray_url, gateway_url = f"http://127.0.0.1:{ray_port}", f"http://127.0.0.1:{gateway_port}"
+    try:
+        uvicorn_url = peer.start(project, port=free_port())
+        wait_until(lambda: httpx.get(f"{uvicorn_url}/ready").status_code == 200, 60, "uvicorn ready")
+
+        def ray_ready() -> bool:
+            assert server.poll() is None, f"rtml serve ended: {log_file.read_text()[-3000:]}"
+            return httpx.get(f"{ray_url}/ready").status_code == 200
+
+        wait_until(ray_ready, 150, "Ray Serve ready")
+        wait_until(lambda: httpx.get(f"{gateway_url}/health").status_code == 200, 30, "the gateway up")
+        entities = [
+            {"user_id": r["user_id"], "product_id": r["product_id"], "price": r["price"]} for r in rows[-60:]
+        ]
+        yield Stack(project, server, ray_url, uvicorn_url, gateway_url, entities, at, log_file)
+    finally:
+        stop(gateway)
+        stop(server)
+        peer.stop()
+        client = redis.Redis.from_url(redis_url)
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+        client.close()
+
+
+def scores(base_url: str, stack: Stack, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    with httpx.Client(base_url=base_url, timeout=30) as client:
+        out = []
+        for row in rows:
+            reply = client.post(f"/predict/{MODEL}", params={"features": "true", "at": stack.at}, json=row)
+            assert reply.status_code == 200, reply.text
+            out.append(reply.json())
+        return out
+
+
+def test_ray_serve_scores_equal_the_uvicorn_backend(stack: Stack) -> None:
+    ray, peer = scores(stack.ray_url, stack, stack.entities), scores(stack.uvicorn_url, stack, stack.entities)
+    assert [r["version"] for r in ray] == [p["version"] for p in peer] == ["1"] * len(ray)
+    for r, p in zip(ray, peer, strict=True):
+        assert r["features"] == p["features"] and r["missing"] == p["missing"]
+        assert r["score"] == pytest.approx(p["score"], rel=1e-12, abs=1e-15)
+    assert sum(1 for r in ray if not r["missing"]) > len(ray) // 2  # features from Redis, not defaults
+    assert len({round(r["score"], 9) for r in ray}) > 5  # the rows differ, so do their scores
+
+    # A batch through NGINX equals uvicorn's batch, row for row.
+    body = {"rows": stack.entities[:25]}
+    params = {"at": stack.at}
+    via_gateway = httpx.post(
+        f"{stack.gateway_url}/predict/{MODEL}/batch", params=params, json=body, headers={"X-API-Key": API_KEY}
+    )
+    direct = httpx.post(f"{stack.uvicorn_url}/predict/{MODEL}/batch", params=params, json=body)
+    assert via_gateway.status_code == 200 == direct.status_code, via_gateway.text
+    got, want = via_gateway.json(), direct.json()
+    assert got["version"] == want["version"] == "1"
+    assert [p["score"] for p in got["predictions"]] == pytest.approx(
+        [p["score"] for p in want["predictions"]], rel=1e-12
+    )
+
+
+def test_the_gateway_in_front_of_ray_serve(stack: Stack) -> None:
+    row = stack.entities[0]
+    with httpx.Client(base_url=stack.gateway_url, timeout=30) as client:
+        for headers in ({}, {"X-API-Key": "wrong-key-wrong-key"}):
+            denied = client.post(f"/predict/{MODEL}", json=row, headers=headers)
+            assert denied.status_code == 401 and denied.json()["error"] == "unauthorized"
+        key = {"X-API-Key": API_KEY}
+        ok = client.post(f"/predict/{MODEL}", json=row, headers={**key, "X-Request-ID": "via-nginx-1"})
+        assert ok.status_code == 200, ok.text
+        assert ok.json()["request_id"] == "via-nginx-1" and ok.json()["version"] == "1"
+        unknown = client.post("/predict/no_such_model", json=row, headers=key)
+        assert unknown.status_code == 404 and unknown.json()["error"] == "not_found"
+        assert MODEL in unknown.json()["message"]
+        bad = client.post(f"/predict/{MODEL}", json={"user_id": 1}, headers=key)
+        assert bad.status_code == 400 and "body.product_id" in bad.json()["message"]
+        ready = client.get("/ready")
+        assert ready.status_code == 200 and ready.json()["models"][MODEL]["version"] == "1"
+        assert client.get("/health").status_code == 200
+        assert "rtml_predictions_total" in client.get("/metrics").text
+    # Directly on Ray Serve's proxy, the same API without the gateway's key check.
+    assert httpx.post(f"{stack.ray_url}/predict/no_such_model", json=row).status_code == 404
+    assert httpx.get(f"{stack.ray_url}/ready").json()["ready"] is True
+
+
+def test_the_replica_follows_a_promotion_and_a_rollback(stack: Stack) -> None:
+    row = stack.entities[1]
+    served: list[tuple[str, str, float]] = []
+
+    def ray_version(client: httpx.Client) -> str:
+        rid = f"swap-{uuid.uuid4().hex[:12]}"
+        reply = client.post(
+            f"/predict/{MODEL}", json=row, params={"at": stack.at}, headers={"X-Request-ID": rid}
+        )
+        assert reply.status_code == 200, reply.text
+        served.append((rid, reply.json()["version"], reply.json()["score"]))
+        return str(reply.json()["version"])
+
+    with httpx.Client(base_url=stack.ray_url, timeout=30) as client:
+        assert ray_version(client) == "1"
+        promote(stack.project, MODEL, "2", force=True)
+        wait_until(lambda: ray_version(client) == "2", 30, "Ray Serve serving version 2")
+        peer = scores(stack.uvicorn_url, stack, [row])[0]
+        assert peer["version"] == "2" and served[-1][2] == pytest.approx(peer["score"], rel=1e-12)
+        assert served[-1][2] != pytest.approx(served[0][2], rel=1e-6)  # another model, another score
+        promote(stack.project, MODEL, "1", force=True)  # back, for the other tests
+        wait_until(lambda: ray_version(client) == "1", 30, "Ray Serve back on version 1")
+    versions = [v for _, v, _ in served]
+    assert [v for i, v in enumerate(versions) if i == 0 or versions[i - 1] != v] == ["1", "2", "1"]
+
+    # The replica logged every reply with the version and score it served.
+    log = ParquetPredictionLog(ParquetPredictionLogConfig(path=stack.project.data_dir / "predictions"))
+
+    def logged() -> dict[str, tuple[str, float]]:
+        return {r["request_id"]: (r["version"], r["score"]) for r in log.read(MODEL).to_pylist()}
+
+    wait_until(lambda: {rid for rid, _, _ in served} <= set(logged()), 30, "the replica's log written")
+    got = logged()
+    for rid, version, score in served:
+        assert got[rid][0] == version and got[rid][1] == pytest.approx(score, rel=1e-9)
+
+
+def test_ctrl_c_stops_rtml_serve_and_ray(stack: Stack) -> None:
+    temp_dir = str(ray_temp_dir(stack.project.data_dir))
+    assert ray_processes(temp_dir)  # the local Ray that rtml serve started
+    stack.server.send_signal(signal.SIGINT)
+    assert stack.server.wait(90) == 0, stack.log_file.read_text()[-3000:]
+    with (
+        pytest.raises(OSError),
+        socket.create_connection(("127.0.0.1", int(stack.ray_url.rsplit(":", 1)[1])), 2),
+    ):
+        pass
+    wait_until(lambda: not ray_processes(temp_dir), 30, "every Ray process gone")
+    assert "Traceback" not in stack.log_file.read_text()
+
+
+def ray_processes(temp_dir: str) -> list[int]:
+    """Processes of the Ray session under ``temp_dir`` (their command lines name it)."""
+    found = []
+    for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if temp_dir in cmdline:
+            found.append(int(pid))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({"num_replicas": 3}, {"num_replicas": 3, "max_ongoing_requests": 32}),
+        (
+            {"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 5, "max_ongoing_requests": 16},
+            {
+                "max_ongoing_requests": 16,
+                "autoscaling_config": {
+                    "min_replicas": 1, "max_replicas": 4, "initial_replicas": 1, "target_ongoing_requests": 5,
+                },
+            },
+        ),
+        (
+            {"max_replicas": 2, "num_replicas": 5},
+            {
+                "max_ongoing_requests": 32,
+                "autoscaling_config": {
+                    "min_replicas": 1, "max_replicas": 2, "initial_replicas": 2, "target_ongoing_requests": 8,
+                },
+            },
+        ),
+    ],
+)  # fmt: skip
+def test_deployment_options_from_rtml_yaml(settings: dict[str, Any], expected: dict[str, Any]) -> None:
+    assert deployment_options(RayServeConfig(**settings)) == expected
+
+
+def test_min_replicas_above_max_replicas_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="min_replicas .* max_replicas"):
+        deployment_options(RayServeConfig(min_replicas=3, max_replicas=2))
