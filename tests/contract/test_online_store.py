@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from rtml.backends.online_store import OnlineStore
+from rtml.backends.online_store import Append, OnlineStore
 from rtml.backends.online_store.config import (
     MemoryOnlineStoreConfig,
     OnlineStoreConfig,
@@ -115,6 +115,35 @@ def test_a_write_replaces_states(harness: Harness) -> None:
     store.write("v", {(1,): b"old", (2,): b"kept"})
     store.write("v", {(1,): b"new"})
     assert store.read("v", [(1,), (2,)]) == [b"new", b"kept"]
+
+
+def test_appends_extend_states_in_the_same_atomic_write(harness: Harness) -> None:
+    store = harness.store
+    store.write("v", {(1,): b"base", (2,): b"other"}, ttl_ms=60_000)
+    store.write(
+        "v",
+        {(1,): Append(b"\x00+d1"), (3,): Append(b"new"), (2,): b"replaced"},
+        checkpoint=("engine", b"c1"),
+        ttl_ms=60_000,
+    )
+    store.write("v", {(1,): Append(b"+d2")}, ttl_ms=60_000)
+    reader = harness.open()
+    assert reader.read("v", [(1,), (2,), (3,)]) == [b"base\x00+d1+d2", b"replaced", b"new"]
+    assert reader.checkpoint("engine") == b"c1"
+    store.write("v", {(1,): b"full again"})
+    assert store.read("v", [(1,)]) == [b"full again"]
+    with pytest.raises(InvalidInputError):  # nothing of a refused write is stored, appends neither
+        store.write("v", {(1,): Append(b"!"), (2,): "no"})  # type: ignore[dict-item]
+    assert store.read("v", [(1,), (2,)]) == [b"full again", b"replaced"]
+
+
+def test_an_append_renews_the_expiry(harness: Harness) -> None:
+    store = harness.store
+    store.write("v", {(1,): b"a"}, ttl_ms=400)
+    time.sleep(0.25)
+    store.write("v", {(1,): Append(b"b")}, ttl_ms=60_000)
+    time.sleep(0.3)
+    assert store.read("v", [(1,)]) == [b"ab"]
 
 
 def test_many_keys_in_one_read(harness: Harness) -> None:

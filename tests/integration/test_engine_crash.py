@@ -186,6 +186,11 @@ def kill_and_restart(
                         upstream.pause()
                     time.sleep(0.02)
                 upstream.resume()
+                if attempt == 0:
+                    # the first copy is killed only after a checkpoint, so that at least one
+                    # restart resumes from one (on a loaded machine a random kill may come first)
+                    while proc.poll() is None and not logged(stderr)[1] and time.monotonic() < deadline:
+                        time.sleep(0.02)
                 time.sleep(rng.uniform(0.3, 2.0))
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGKILL)

@@ -3,12 +3,13 @@
 The connection is opened lazily and reopened after a failure; a server that is down
 answers :class:`~rtml.errors.BackendUnavailableError` within ``connect_timeout_s``, and a
 statement never runs past ``statement_timeout_s`` (``build_timeout_s`` for a training
-set). Appends COPY the batch into a temporary table and ``INSERT ... ON CONFLICT
-(event_id) DO NOTHING`` from it, in one transaction.
+set). Appends COPY the batch (one CSV payload written by Arrow) into a temporary table
+and ``INSERT ... ON CONFLICT (event_id) DO NOTHING`` from it, in one transaction.
 """
 
 from __future__ import annotations
 
+import io
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pyarrow as pa
+import pyarrow.csv as pa_csv
 
 from rtml.backends.offline_store import arrow
 from rtml.backends.offline_store.base import OfflineStoreError, Progress, SourceStats, StoredEvent
@@ -57,15 +59,17 @@ class PostgresOfflineStore:
     def append(self, table: EventTable, events: Sequence[StoredEvent]) -> int:
         if not events:
             return 0
-        batch = arrow.events_table(table, events)
+        batch = arrow.events_table(table, events).select(list(table.column_names))
         columns = ", ".join(f'"{c}"' for c in table.column_names)
-        rows = zip(*(batch.column(c).to_pylist() for c in table.column_names), strict=True)
+        # One CSV payload written by Arrow (C++), not a Python call per row: NULL is an
+        # unquoted empty field, an empty string a quoted one (PostgreSQL's CSV rules).
+        payload = io.BytesIO()
+        pa_csv.write_csv(batch, payload, pa_csv.WriteOptions(include_header=False, quoting_style="needed"))
         with self._transaction() as cur:
             self._ensure(cur, table)
             cur.execute(f"CREATE TEMP TABLE rtml_batch (LIKE {self.qualified(table)}) ON COMMIT DROP")
-            with cur.copy(f"COPY rtml_batch ({columns}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+            with cur.copy(f"COPY rtml_batch ({columns}) FROM STDIN WITH (FORMAT csv)") as copy:
+                copy.write(payload.getbuffer())
             cur.execute(
                 f"INSERT INTO {self.qualified(table)} ({columns}) SELECT {columns} FROM rtml_batch "
                 "ON CONFLICT (event_id) DO NOTHING"

@@ -21,6 +21,14 @@ from typing import Protocol, runtime_checkable
 Key = tuple[object, ...]
 
 
+class Append(bytes):
+    """A value of ``write``'s ``states`` that is appended to the key's stored blob instead
+    of replacing it (a key without a blob gets it as its blob). The engine appends the
+    changes of a key's state (``rtml.core.aggregation.delta``) after writing it in full."""
+
+    __slots__ = ()
+
+
 @runtime_checkable
 class OnlineStore(Protocol):
     def write(
@@ -31,7 +39,8 @@ class OnlineStore(Protocol):
         checkpoint: tuple[str, bytes] | None = None,
         ttl_ms: int | None = None,
     ) -> None:
-        """Replace the state blobs of ``states``' keys of ``view``; with ``checkpoint``
+        """Replace the state blobs of ``states``' keys of ``view`` (append to them, for
+        values of type :class:`Append`); with ``checkpoint``
         (name, blob), store it in the same atomic step. ``ttl_ms``: the blobs may expire
         after that long without a write (the view's longest window plus a hop: an older
         state holds nothing a read can use)."""
@@ -55,3 +64,16 @@ class OnlineStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class MultiViewWrite(Protocol):
+    """An optional capability of a store: the writes of several views (each view's states and
+    ttl) and a checkpoint in one atomic step (one SQLite transaction, one Redis ``MULTI``)."""
+
+    def write_many(
+        self,
+        writes: Mapping[str, tuple[Mapping[Key, bytes], int | None]],
+        *,
+        checkpoint: tuple[str, bytes] | None = None,
+    ) -> None: ...

@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from rtml.backends.online_store.base import Key
+from rtml.backends.online_store.base import Append, Key
 from rtml.backends.online_store.config import MemoryOnlineStoreConfig
 from rtml.backends.online_store.keys import as_blob, encode_key
 from rtml.errors import RtmlError
@@ -54,12 +54,35 @@ class MemoryOnlineStore:
         checkpoint: tuple[str, bytes] | None = None,
         ttl_ms: int | None = None,
     ) -> None:
+        self.write_many({view: (states, ttl_ms)}, checkpoint=checkpoint)
+
+    def write_many(
+        self,
+        writes: Mapping[str, tuple[Mapping[Key, bytes], int | None]],
+        *,
+        checkpoint: tuple[str, bytes] | None = None,
+    ) -> None:
+        """``write`` of several views (states, ttl) and the checkpoint in one step."""
         self._check_open()
-        expires = None if ttl_ms is None else _now_ms() + ttl_ms
-        staged = {(view, encode_key(k)): (as_blob(blob, k), expires) for k, blob in states.items()}
+        now = _now_ms()
+        staged: dict[tuple[str, bytes], tuple[bytes, int | None]] = {}
+        appended: set[tuple[str, bytes]] = set()
+        for view, (states, ttl_ms) in writes.items():
+            expires = None if ttl_ms is None else now + ttl_ms
+            for k, blob in states.items():
+                name = (view, encode_key(k))
+                staged[name] = (as_blob(blob, k), expires)
+                if isinstance(blob, Append):
+                    appended.add(name)
+                else:
+                    appended.discard(name)
         if checkpoint is not None:
             as_blob(checkpoint[1], f"checkpoint {checkpoint[0]!r}")
         with self._data.lock:  # everything is checked first: the update below cannot fail
+            for name in appended:
+                old = self._data.states.get(name)
+                if old is not None and (old[1] is None or old[1] > _now_ms()):
+                    staged[name] = (old[0] + staged[name][0], staged[name][1])
             self._data.states.update(staged)
             if checkpoint is not None:
                 self._data.checkpoints[checkpoint[0]] = bytes(checkpoint[1])

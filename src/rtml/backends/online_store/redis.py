@@ -9,6 +9,7 @@ Key layout, below the prefix ``P`` (``online_store.key_prefix``, default ``rtml:
 * ``P:_checkpoint:<name>`` -> a checkpoint blob (no expiry);
 * ``P:_fingerprints`` -> a hash: view -> definition fingerprint.
 
+An :class:`~.base.Append` value is ``APPEND``ed (and its expiry renewed with ``PEXPIRE``).
 View names cannot start with ``_``, so the three never collide. A ``write`` is one
 ``MULTI``/``EXEC`` (redis-py pipeline with ``transaction=True``): other clients see all
 of its keys and the checkpoint, or none. A ``read`` is one ``MGET``, and so is
@@ -27,7 +28,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from rtml.backends.online_store.base import Key
+from rtml.backends.online_store.base import Append, Key
 from rtml.backends.online_store.config import RedisOnlineStoreConfig, key_prefix
 from rtml.backends.online_store.keys import as_blob, encode_key
 from rtml.errors import BackendUnavailableError, InvalidInputError, RtmlError
@@ -74,7 +75,20 @@ class RedisOnlineStore:
         checkpoint: tuple[str, bytes] | None = None,
         ttl_ms: int | None = None,
     ) -> None:
-        staged = [(self.state_key(view, k), as_blob(blob, k)) for k, blob in states.items()]
+        self.write_many({view: (states, ttl_ms)}, checkpoint=checkpoint)
+
+    def write_many(
+        self,
+        writes: Mapping[str, tuple[Mapping[Key, bytes], int | None]],
+        *,
+        checkpoint: tuple[str, bytes] | None = None,
+    ) -> None:
+        """``write`` of several views (states, ttl) and the checkpoint in one ``MULTI``/``EXEC``."""
+        staged = [
+            (self.state_key(view, k), as_blob(blob, k), isinstance(blob, Append), ttl_ms)
+            for view, (states, ttl_ms) in writes.items()
+            for k, blob in states.items()
+        ]
         if checkpoint is not None:
             staged_checkpoint = (
                 self.checkpoint_key(checkpoint[0]),
@@ -85,8 +99,13 @@ class RedisOnlineStore:
 
         def run() -> None:
             pipe = self._client.pipeline(transaction=True)
-            for name, blob in staged:
-                pipe.set(name, blob, px=ttl_ms)
+            for name, blob, append, ttl_ms in staged:
+                if not append:
+                    pipe.set(name, blob, px=ttl_ms)
+                    continue
+                pipe.append(name, blob)
+                if ttl_ms is not None:
+                    pipe.pexpire(name, ttl_ms)
             if checkpoint is not None:
                 pipe.set(*staged_checkpoint)
             pipe.execute()

@@ -45,28 +45,57 @@ def empty_values(plan: ViewPlan) -> dict[str, Any]:
     return {name: a.kernel.finish([]) for a in plan.aggs for name, _ in a.features}
 
 
+# The tiles a read at ``t`` uses depend on ``t`` only through the window starts and the
+# head's base tile, the same for every key: a reader keeps them per such "geometry".
+Geometry = tuple[list[list[tuple[int, int, int]]], list[np.ndarray], int]
+GEOMETRY_CACHE = 64
+
+
+def read_geometry(plan: ViewPlan, t_ms: int, cache: dict[Any, Geometry] | None = None) -> Geometry:
+    """Per feature (in plan order) its aligned tile ranges ``(level, first, last)``; per
+    level the sorted tile indices any feature may use (level 0: also the head's tile); the
+    head's base tile."""
+    end = (t_ms // plan.base) * plan.base
+    starts = tuple(((t_ms - window) // agg.hop) * agg.hop for agg in plan.aggs for _, window in agg.features)
+    key = (end, starts)
+    if cache is not None:
+        found = cache.get(key)
+        if found is not None:
+            return found
+    spans: dict[tuple[int, int], list[tuple[int, int, int]]] = {}
+    per_feature: list[list[tuple[int, int, int]]] = []
+    at = 0
+    for agg in plan.aggs:
+        for _ in agg.features:
+            start = starts[at]
+            at += 1
+            if (start, agg.levels) not in spans:
+                spans[(start, agg.levels)] = decompose(start, end, plan.sizes[: agg.levels])
+            per_feature.append(spans[(start, agg.levels)])
+    head_tile = end // plan.base
+    intervals: list[list[tuple[int, int]]] = [[(head_tile, head_tile + 1)]] + [[] for _ in plan.sizes[1:]]
+    for ranges in spans.values():
+        for level, first, last in ranges:
+            intervals[level].append((first, last))
+    geometry = (per_feature, [_union(iv) for iv in intervals], head_tile)
+    if cache is not None:
+        if len(cache) >= GEOMETRY_CACHE:
+            cache.clear()
+        cache[key] = geometry
+    return geometry
+
+
 def read_values(
     plan: ViewPlan,
     find: Find,
     columns: Sequence[Store],
     head_of: HeadOf,
     t_ms: int,
+    cache: dict[Any, Geometry] | None = None,
 ) -> dict[str, Any]:
-    """Every feature of ``plan``'s view at ``t_ms`` for one key."""
-    end = (t_ms // plan.base) * plan.base
-    spans: dict[tuple[int, int], list[tuple[int, int, int]]] = {}
-    for agg in plan.aggs:
-        for _, window in agg.features:
-            start = ((t_ms - window) // agg.hop) * agg.hop
-            if (start, agg.levels) not in spans:
-                spans[(start, agg.levels)] = decompose(start, end, plan.sizes[: agg.levels])
-    # every tile any feature may use, each level's probed once; and the head's base tile
-    head_tile = end // plan.base
-    intervals: list[list[tuple[int, int]]] = [[(head_tile, head_tile + 1)]] + [[] for _ in plan.sizes[1:]]
-    for ranges in spans.values():
-        for level, first, last in ranges:
-            intervals[level].append((first, last))
-    wanted = [_union(iv) for iv in intervals]
+    """Every feature of ``plan``'s view at ``t_ms`` for one key (``cache``: a dict the
+    caller keeps for :func:`read_geometry`)."""
+    per_feature, wanted, head_tile = read_geometry(plan, t_ms, cache)
     have: list[tuple[list[int], np.ndarray]] = []
     for tiles, rows in zip(wanted, find(wanted), strict=True):
         present = rows >= 0
@@ -79,13 +108,17 @@ def read_values(
     head_row = rows_in(0, head_tile, head_tile + 1)
     head = head_of(int(head_row[0]) if len(head_row) else -1)
     out: dict[str, Any] = {}
+    at = 0
     for agg in plan.aggs:
         kernel = agg.kernel
         head_part = _head_part(agg.index, kernel, head)
-        for name, window in agg.features:
-            start = ((t_ms - window) // agg.hop) * agg.hop
+        for name, _ in agg.features:
+            ranges = per_feature[at]
+            at += 1
             parts: list[Part] = []
-            for level, first, last in spans[(start, agg.levels)]:
+            for level, first, last in ranges:
+                if not have[level][0]:
+                    continue
                 r = rows_in(level, first, last)
                 if len(r):
                     parts.append({f: columns[level].get(kernel.name(f))[r] for f in kernel.fields})

@@ -27,6 +27,7 @@ import numpy as np
 
 from rtml.core.aggregation import state as state_codec
 from rtml.core.aggregation.batch import Column, EventBatch
+from rtml.core.aggregation.delta import Changes
 from rtml.core.aggregation.filters import Mask, compile_where
 from rtml.core.aggregation.head import HeadSlice, HeadStore
 from rtml.core.aggregation.kernels import Inputs
@@ -71,6 +72,8 @@ class ViewAggregator:
         self.applied = 0
         self.dropped = 0
         self.evicted_at: list[int | None] = [None] * (len(self.levels) + 1)
+        self.changes: Changes | None = None  # see track_changes
+        self._geometry: dict[Any, Any] = {}  # read_geometry's cache
         self._wheres: dict[int, Mask] = {
             a.index: compile_where(a.aggregation.where_expression)
             for a in plan.aggs
@@ -78,6 +81,12 @@ class ViewAggregator:
         }
 
     # -- writes -------------------------------------------------------------------------
+
+    def track_changes(self) -> Changes:
+        """From now on, record what each batch changes (the engine exports those as deltas)."""
+        if self.changes is None:
+            self.changes = Changes(len(self.levels))
+        return self.changes
 
     def apply(self, batch: EventBatch) -> Applied:
         """Apply a batch of events (any order, any lateness within retention)."""
@@ -131,11 +140,13 @@ class ViewAggregator:
             starts_mask[1:] |= tiles[1:] != tiles[:-1]
             starts = np.flatnonzero(starts_mask)
             rows = self.tiles.locate(i, keys[starts], tiles[starts])
+            if self.changes is not None:
+                self.changes.add_tiles(i, keys[starts], tiles[starts])
             for agg in self.plan.aggs_on(i):
                 agg.kernel.merge(level.cols, rows, agg.kernel.reduce(inputs[agg.index], starts))
             if i == 0:
                 ends = np.append(starts[1:], len(keys))
-                self._append_head(ts, eid, cols, wheres, starts, ends, rows, tiles[starts], covered)
+                self._append_head(ts, eid, cols, wheres, starts, ends, rows, tiles[starts], covered, keys)
 
     def _append_head(
         self,
@@ -148,6 +159,7 @@ class ViewAggregator:
         rows: np.ndarray,
         tiles: np.ndarray,
         covered: int,
+        keys: np.ndarray,
     ) -> None:
         """Keep the events of base tiles at or after ``covered`` one by one."""
         fresh = tiles * self.plan.base >= covered
@@ -155,12 +167,14 @@ class ViewAggregator:
             return
         sel = np.flatnonzero(ts >= covered)
         every = np.ones(len(sel), dtype=bool)
-        first = self.head.append(
-            ts[sel],
-            eid[sel],
-            {c: col.take(sel).python() for c, col in cols.items()},
-            {a.index: wheres[a.index][sel] if a.index in wheres else every for a in self.plan.aggs},
-        )
+        values = {c: col.take(sel).python() for c, col in cols.items()}
+        where = {a.index: wheres[a.index][sel] if a.index in wheres else every for a in self.plan.aggs}
+        first = self.head.append(ts[sel], eid[sel], values, where)
+        if self.changes is not None:
+            head = {"ts": ts[sel].tolist(), "eid": eid[sel].tolist()}
+            head.update({f"c:{c}": v for c, v in values.items()})
+            head.update({f"w:{i}": w.tolist() for i, w in where.items()})
+            self.changes.add_head(keys[sel], head)
         lengths = (ends - starts)[fresh]
         seg_starts = first + np.cumsum(lengths) - lengths
         base = self.levels[0].cols
@@ -237,7 +251,7 @@ class ViewAggregator:
             first = int(self.levels[0].cols.get("h_first")[row]) if row >= 0 else -1
             return None if first < 0 else head.slice(head.rows_from(first), t_ms)
 
-        return read_values(self.plan, find, [lv.cols for lv in self.levels], head_of, t_ms)
+        return read_values(self.plan, find, [lv.cols for lv in self.levels], head_of, t_ms, self._geometry)
 
     # -- state --------------------------------------------------------------------------
 
@@ -263,6 +277,8 @@ class ViewAggregator:
     def restore(self, blob: bytes) -> None:
         """Replace the whole state by a :meth:`snapshot`."""
         state_codec.restore(self, blob)
+        if self.changes is not None:
+            self.changes.clear()
 
 
 class Aggregator:

@@ -17,12 +17,14 @@ backfill).
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 import numpy as np
 
+from rtml.core.aggregation import delta as frames
 from rtml.core.aggregation.head import HeadSlice, make_slice
 from rtml.core.aggregation.layout import level_fields, plan_view
 from rtml.core.aggregation.read import check_covered, read_values
@@ -32,7 +34,8 @@ from rtml.errors import RtmlError
 if TYPE_CHECKING:
     from rtml.core.aggregation.runtime import ViewAggregator
 
-VERSION = 1
+VERSION = 1  # of the runtime's snapshot
+KEY_VERSION = 2  # of one key's state (2: frames, a full state then deltas, see .delta)
 _RESERVED = ("key", "tile", "h_first", "h_last")
 
 
@@ -74,10 +77,11 @@ class Snapshot(msgspec.Struct, kw_only=True):
 _encoder = msgspec.msgpack.Encoder()
 
 
-def _check(plan_view_name: str, expected: str, found: str, version: int) -> None:
-    if version != VERSION:
+def _check(plan_view_name: str, expected: str, found: str, version: int, wanted: int = VERSION) -> None:
+    if version != wanted:
         raise StaleStateError(
-            f"state of view {plan_view_name!r} has format version {version}, expected {VERSION}"
+            f"state of view {plan_view_name!r} has format version {version}, this rtml reads {wanted}. "
+            "Fix: run `rtml materialize` to rebuild the online store (stop the engine first)"
         )
     if found != expected:
         raise StaleStateError(
@@ -147,7 +151,7 @@ def export_keys(rt: ViewAggregator, keys: list[Any]) -> dict[Any, bytes]:
             if len(heads):
                 head = rt.head.lists(np.concatenate([rt.head.rows_from(int(first[r])) for r in heads]))
         state = KeyState(
-            version=VERSION,
+            version=KEY_VERSION,
             view=rt.view.name,
             fingerprint=rt.fingerprint,
             key=list(key) if isinstance(key, tuple) else key,
@@ -158,8 +162,13 @@ def export_keys(rt: ViewAggregator, keys: list[Any]) -> dict[Any, bytes]:
             fields=fields,
             head=head,
         )
-        out[key] = _encoder.encode(state)
+        out[key] = encode_key_state(state)
     return out
+
+
+def encode_key_state(state: KeyState) -> bytes:
+    """A full key state's blob (format 2: the first frame; deltas may be appended)."""
+    return frames.full_blob(_encoder.encode(state))
 
 
 def _split_by_key(keys: np.ndarray, rows: np.ndarray) -> dict[int, np.ndarray]:
@@ -172,8 +181,24 @@ def _split_by_key(keys: np.ndarray, rows: np.ndarray) -> dict[int, np.ndarray]:
     }
 
 
+_key_decoder = msgspec.msgpack.Decoder(KeyState)
+_delta_decoder = msgspec.msgpack.Decoder(frames.KeyDelta)
+
+
 def decode_key(blob: bytes) -> KeyState:
-    return msgspec.msgpack.decode(blob, type=KeyState)
+    """A stored key state, its appended deltas folded in."""
+    if not blob.startswith(frames.MAGIC):
+        try:  # format 1 (one msgpack KeyState) or not a state at all
+            old = msgspec.msgpack.decode(blob, type=KeyState)
+        except msgspec.DecodeError:
+            raise frames.BrokenStateError(
+                "a stored feature state is not an rtml state. Fix: run `rtml materialize` to rebuild "
+                "the online store"
+            ) from None
+        return old  # its version (1) is refused by the reader's check
+    parts = frames.split_frames(blob)
+    state = _key_decoder.decode(parts[0])
+    return frames.fold(state, [_delta_decoder.decode(p) for p in parts[1:]])
 
 
 class StateReader:
@@ -183,19 +208,17 @@ class StateReader:
         self.plan = plan_view(view)
         self.fingerprint = view.fingerprint()
         self.specs = [level_fields(self.plan, i) for i in range(len(self.plan.sizes))]
+        self._geometry: dict[Any, Any] = {}
 
     def read(self, blob: bytes, t_ms: int) -> dict[str, Any]:
         return self.read_state(decode_key(blob), t_ms)
 
     def read_state(self, state: KeyState, t_ms: int) -> dict[str, Any]:
         plan = self.plan
-        _check(plan.view.name, self.fingerprint, state.fingerprint, state.version)
+        _check(plan.view.name, self.fingerprint, state.fingerprint, state.version, KEY_VERSION)
         check_covered(plan, t_ms, state.covered_from)
         tile_arrays = [np.asarray(t, dtype=np.int64) for t in state.tiles]
-        columns = [
-            _Local({n: _array(v, n, self.specs[i][n][0]) for n, v in f.items()})
-            for i, f in enumerate(state.fields)
-        ]
+        columns = [_Local(f, self.specs[i]) for i, f in enumerate(state.fields)]
 
         def find(wanted: list[np.ndarray]) -> list[np.ndarray]:
             out = []
@@ -210,19 +233,20 @@ class StateReader:
         def head_of(row: int) -> HeadSlice | None:
             return self._head(state, t_ms)
 
-        return read_values(plan, find, columns, head_of, t_ms)
+        return read_values(plan, find, columns, head_of, t_ms, self._geometry)
 
     def _head(self, state: KeyState, t_ms: int) -> HeadSlice | None:
         plan = self.plan
-        ts = np.asarray(state.head.get("ts", []), dtype=np.int64)
+        times: list[int] = state.head.get("ts", [])
         end = (t_ms // plan.base) * plan.base
-        a, b = np.searchsorted(ts, [end, t_ms], side="left").tolist() if len(ts) else (0, 0)
+        a = bisect_left(times, end)
+        b = bisect_left(times, t_ms, lo=a)
         if b <= a:
             return None
         h = state.head
         return make_slice(
             plan,
-            ts[a:b],
+            np.asarray(times[a:b], dtype=np.int64),
             _array(h["eid"][a:b], "eid", object),
             {c: _array(h[f"c:{c}"][a:b], c, object) for c in plan.columns},
             {x.index: np.asarray(h[f"w:{x.index}"][a:b], dtype=bool) for x in plan.aggs},
@@ -230,19 +254,26 @@ class StateReader:
 
 
 class _Local:
-    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
-        self.arrays = arrays
+    """One level's fields of a key state, made arrays when a read first uses them."""
+
+    def __init__(self, fields: dict[str, list[Any]], specs: dict[str, tuple[Any, Any]]) -> None:
+        self.fields = fields
+        self.specs = specs
+        self.arrays: dict[str, np.ndarray] = {}
 
     def get(self, name: str) -> np.ndarray:
-        return self.arrays[name]
+        arr = self.arrays.get(name)
+        if arr is None:
+            arr = self.arrays[name] = _array(self.fields[name], name, self.specs[name][0])
+        return arr
 
     def promote(self, name: str, dtype: np.dtype[Any]) -> np.ndarray:
-        return self.arrays[name]
+        return self.get(name)
 
 
 def import_key(rt: ViewAggregator, blob: bytes) -> None:
     state = decode_key(blob)
-    _check(rt.view.name, rt.fingerprint, state.fingerprint, state.version)
+    _check(rt.view.name, rt.fingerprint, state.fingerprint, state.version, KEY_VERSION)
     key = tuple(state.key) if len(rt.join_keys) > 1 else state.key
     kid = rt.index.id_of(key)
     for level in rt.levels:

@@ -23,6 +23,7 @@ import msgspec
 from rtml.backends.event_log.base import LogRecord
 from rtml.backends.online_store import OnlineStore
 from rtml.core.aggregation import StaleStateError
+from rtml.core.aggregation.state import KEY_VERSION
 from rtml.definitions.feature_view import FeatureView
 from rtml.errors import RtmlError
 from rtml.services.validator.kafka_support import ConsumerProbe
@@ -41,6 +42,8 @@ class Checkpoint(msgspec.Struct, kw_only=True):
     snapshot: bytes = b""  # Aggregator.snapshot()
     written_ms: int = 0
     built_by: str = "engine"  # "engine", "backfill" or "materialize"
+    # the format of the key states written with it (KeyState's version; 1 before deltas)
+    state_format: int = 1
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -68,6 +71,16 @@ def decode(blob: bytes, name: str) -> Checkpoint:
             f"reads {VERSION}. Fix: run `rtml materialize` to rebuild it"
         )
     return checkpoint
+
+
+def check_state_format(checkpoint: Checkpoint, name: str) -> None:
+    """The engine appends to stored key states: they must be of this rtml's format."""
+    if checkpoint.state_format != KEY_VERSION:
+        raise RtmlError(
+            f"the online store's feature states (checkpoint {name!r}) are of format "
+            f"{checkpoint.state_format}, this rtml writes and reads {KEY_VERSION}. "
+            "Fix: run `rtml materialize` to rebuild the online store in the new format"
+        )
 
 
 def load(store: OnlineStore, name: str) -> Checkpoint | None:

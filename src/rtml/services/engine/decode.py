@@ -67,21 +67,27 @@ class BatchDecoder:
                 f"a record of the valid topic is not a JSON object ({exc}); the valid topic holds "
                 "only what the validator wrote. Fix: check what else produces to it"
             ) from None
-        ts = [
-            r.timestamp_ms if r.timestamp_ms is not None else self._event_time(row)
-            for r, row in zip(records, rows, strict=True)
-        ]
-        ids = [self._event_id(row) for row in rows]
+        if len(rows) != len(records):
+            raise RtmlError("decoding the valid records gave another number of events")
+        stamps = [r.timestamp_ms for r in records]
+        ts: list[int] = (
+            [self._event_time(row) if t is None else t for t, row in zip(stamps, rows, strict=True)]
+            if None in stamps
+            else stamps  # type: ignore[assignment]
+        )
+        id_field = self.id_field
+        raw_ids = [row.get(id_field) for row in rows]
+        ids: list[str] = (
+            raw_ids  # type: ignore[assignment]
+            if all(type(i) is str for i in raw_ids)
+            else [i if isinstance(i, str) else str(i) for i in raw_ids]
+        )
         batch = EventBatch.from_columns(
             np.asarray(ts, dtype=np.int64), ids, {c: [row.get(c) for row in rows] for c in self.columns}
         )
-        events = [StoredEvent(i, t, row) for i, t, row in zip(ids, ts, rows, strict=True)]
+        events = list(map(StoredEvent, ids, ts, rows))
         partitions = np.fromiter((r.partition for r in records), dtype=np.int64, count=len(records))
         return Decoded(batch, events, batch.ts_ms, partitions)
-
-    def _event_id(self, row: dict[str, Any]) -> str:
-        value = row.get(self.id_field)
-        return value if isinstance(value, str) else str(value)
 
     def _event_time(self, row: dict[str, Any]) -> int:
         return to_millis(parse_timestamp(str(row.get(self.timestamp_field))))

@@ -18,15 +18,15 @@ cost bounds its rate and freshness. :func:`export_states` builds the very same
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any
 
-import msgspec
 import numpy as np
 
 from rtml.core.aggregation import KeyState, ViewAggregator
 from rtml.core.aggregation import state as codec
+from rtml.core.aggregation.delta import KeyDelta, delta_frame
 
-_encoder = msgspec.msgpack.Encoder()
 _EMPTY = np.zeros(0, dtype=np.int64)
 
 
@@ -60,7 +60,7 @@ def export_states(rt: ViewAggregator, keys: Sequence[Any]) -> dict[Any, bytes]:
             empty_head if span is None else {n: values[span[0] : span[1]] for n, values in head_lists.items()}
         )
         state = KeyState(
-            version=codec.VERSION,
+            version=codec.KEY_VERSION,
             view=rt.view.name,
             fingerprint=rt.fingerprint,
             key=list(key) if isinstance(key, tuple) else key,
@@ -71,7 +71,64 @@ def export_states(rt: ViewAggregator, keys: Sequence[Any]) -> dict[Any, bytes]:
             fields=fields_out,
             head=head,
         )
-        out[key] = _encoder.encode(state)
+        out[key] = codec.encode_key_state(state)
+    return out
+
+
+Taken = tuple[list[tuple[np.ndarray, np.ndarray]], tuple[np.ndarray, dict[str, list[Any]]]]
+
+
+def export_deltas(rt: ViewAggregator, keys: Sequence[Any], taken: Taken) -> dict[Any, bytes]:
+    """Per key, the delta frame of what changed since the runtime's changes were last taken
+    (``taken``: ``Changes.take()``): the current partials of the tile rows merged into, the
+    head events appended, the clock. Appended to the key's stored blob, it gives what
+    :func:`export_states` would write now (for every covered read)."""
+    keys = list(dict.fromkeys(keys))
+    ids = rt.index.ids
+    kids = np.asarray(sorted({ids[k] for k in keys if k in ids}), dtype=np.int64)
+    tile_changes, (head_keys, head_cols) = taken
+    per_level: list[tuple[dict[int, tuple[int, int]], list[int], dict[str, list[Any]]]] = []
+    for i, (level, (ck, ct)) in enumerate(zip(rt.levels, tile_changes, strict=True)):
+        mine = np.isin(ck, kids) if len(ck) else np.zeros(0, dtype=bool)
+        ck, ct = ck[mine], ct[mine]
+        rows = rt.tiles.find(i, ck, ct)
+        alive = rows >= 0  # evicted since: no covered read uses the tile
+        ck, ct, rows = ck[alive], ct[alive], rows[alive]
+        names = [n for n in level.cols.arrays if n not in codec._RESERVED]
+        fields = {n: codec._plain(level.cols.get(n)[rows].tolist(), n) for n in names}
+        per_level.append((_spans(ck, kids), ct.tolist(), fields))
+    head_spans: dict[int, tuple[int, int]] = {}
+    head_lists: dict[str, list[Any]] = {}
+    if len(head_keys):
+        order = np.argsort(head_keys, kind="stable")
+        sorted_keys = head_keys[order]
+        head_spans = _spans(sorted_keys, kids)
+        if len(order) == 1 or bool((order[1:] > order[:-1]).all()):
+            head_lists = head_cols
+        else:
+            take = itemgetter(*order.tolist())
+            head_lists = {n: list(take(values)) for n, values in head_cols.items()}
+    out: dict[Any, bytes] = {}
+    high, covered, retained = rt.high_water, rt.covered_from, rt.retained_from
+    for key in keys:
+        kid = ids.get(key)
+        tiles_out: list[list[int]] = []
+        fields_out: list[dict[str, list[Any]]] = []
+        for spans, tiles, fields in per_level:
+            a, b = spans.get(kid, (0, 0)) if kid is not None else (0, 0)
+            tiles_out.append(tiles[a:b])
+            fields_out.append({n: values[a:b] for n, values in fields.items()} if b > a else {})
+        span = head_spans.get(kid) if kid is not None else None
+        head = {} if span is None else {n: values[span[0] : span[1]] for n, values in head_lists.items()}
+        delta = KeyDelta(
+            high_water=high,
+            covered_from=covered,
+            retained_from=retained,
+            tiles=tiles_out,
+            fields=fields_out,
+            head=head,
+        )
+        out[key] = delta_frame(delta)
     return out
 
 

@@ -34,7 +34,7 @@ from rtml.backends.event_log.base import EventLog
 from rtml.backends.offline_store import OfflineStore
 from rtml.backends.online_store import OnlineStore
 from rtml.core.aggregation import Aggregator, EventBatch
-from rtml.core.aggregation.state import decode_many
+from rtml.core.aggregation.state import KEY_VERSION, decode_many
 from rtml.core.pit import TS_MS, EventTable
 from rtml.errors import InvalidInputError
 from rtml.offline import event_tables, offline_store
@@ -159,6 +159,8 @@ class _Job:
         if old is not None and (old.topic != self.topic or old.source != self.source.name):
             old = None  # another stream's checkpoint: nothing of it can be kept
         kept = [v for v in every if v.name not in wanted]
+        if old is not None and old.state_format != KEY_VERSION:
+            kept = []  # its key states are of an older format: rebuild every view
         if kept and (old is None or ckpt.stale_views(old, kept)):
             stale = sorted(ckpt.stale_views(old, kept)) if old is not None else [v.name for v in kept]
             log_event(self.logger, "rebuilding_all", reason="no usable state to keep", views=stale)
@@ -191,6 +193,7 @@ class _Job:
             counts = dict(old.counts) if old is not None else {}
             counts["applied"] = counts.get("applied", 0) + stats.caught_up
             checkpoint = ckpt.Checkpoint(
+                state_format=KEY_VERSION,
                 source=self.source.name,
                 topic=self.topic,
                 fingerprints={v.name: v.fingerprint() for v in every},

@@ -29,6 +29,7 @@ from typing import Any
 from rtml.backends.event_log.base import EventLog, LogConsumer, LogRecord
 from rtml.backends.offline_store import OfflineStore
 from rtml.backends.online_store import OnlineStore
+from rtml.core.aggregation.state import KEY_VERSION
 from rtml.errors import RtmlError
 from rtml.offline import event_tables, offline_store
 from rtml.project import VALID_EVENTS, Project
@@ -126,7 +127,7 @@ class _Loop:
         self.settings = s.settings
         self.aggregator = build_aggregator(s.views, s.settings)
         self.decoder = BatchDecoder(s.source, s.views)
-        self.writer = OnlineWriter(online, self.aggregator)
+        self.writer = OnlineWriter(online, self.aggregator, incremental=True)
         self.appender = OfflineAppender(offline, s.table, s.settings.offline_batch)
         lateness = parse_duration(s.source.allowed_lateness) // _MS
         self.watermark = Watermark(lateness)
@@ -157,6 +158,7 @@ class _Loop:
                     f"{found.source!r}), not {s.topic!r}. Fix: give this engine another engine.group, "
                     "or run `rtml materialize`"
                 )
+            ckpt.check_state_format(found, s.checkpoint_name)
             self.aggregator.restore(found.snapshot)
             self.positions = dict(found.positions)
             self.counts.update(found.counts)
@@ -358,6 +360,7 @@ class _Loop:
                 counts=dict(self.counts),
                 snapshot=self.aggregator.snapshot(),
                 written_ms=s.clock(),
+                state_format=KEY_VERSION,
             )
         )
         seconds = time.perf_counter() - started
@@ -373,10 +376,11 @@ class _Loop:
         visible = s.clock()
         self.last_flush = time.monotonic()
         self.stats.keys_written += sum(written.values())
+        self.stats.deltas_written = self.writer.deltas_written
+        self.stats.state_bytes = self.writer.bytes_written
         for name, count in written.items():
             s.metrics.keys_written.labels(name).inc(count)
-        for value in self.freshness.observe(visible, shown).tolist():
-            s.metrics.freshness.observe(value / 1000)
+        s.metrics.observe_freshness(self.freshness.observe(visible, shown) / 1000)
         return written
 
     def _checkpoint_alone(self, consumer: LogConsumer) -> None:

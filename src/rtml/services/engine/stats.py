@@ -103,6 +103,8 @@ class EngineStats:
     dropped: Counter[str] = field(default_factory=Counter)  # per view: too old for the online state
     offline_new: int = 0  # rows the offline store did not hold yet
     keys_written: int = 0
+    deltas_written: int = 0  # of keys_written: appended deltas (the rest: full states)
+    state_bytes: int = 0  # bytes of full states and deltas written online
     batches: int = 0
     checkpoints: int = 0
     checkpoint_seconds: float = 0.0
@@ -138,6 +140,8 @@ class EngineStats:
             "dropped": dict(self.dropped),
             "offline_new": self.offline_new,
             "keys_written": self.keys_written,
+            "deltas_written": self.deltas_written,
+            "state_bytes": self.state_bytes,
             "batches": self.batches,
             "checkpoints": self.checkpoints,
             "checkpoint_seconds": round(self.checkpoint_seconds, 3),
