@@ -1,4 +1,6 @@
-"""`rtml demo` at a small size: every stage that exists runs, the summary has DESIGN.md's keys."""
+"""`rtml demo` at a small size: every stage runs, the summary has DESIGN.md's keys, the report
+is written; with --live-seconds 0 the live stages are skipped. The quality bounds are
+tests/e2e/test_demo_quality.py's."""
 
 from __future__ import annotations
 
@@ -32,6 +34,8 @@ def test_demo_runs_and_writes_the_summary(tmp_path: Path) -> None:
             "3",
             "--trials",
             "2",
+            "--live-seconds",
+            "5",
             "--summary",
             str(out),
         ],
@@ -45,18 +49,59 @@ def test_demo_runs_and_writes_the_summary(tmp_path: Path) -> None:
     assert events["valid"] + events["invalid"] + events["duplicates"] == events["produced"]
     assert events["invalid"] > 0 and events["duplicates"] > 0  # the generator's dirty mix arrived
     assert summary["wall_seconds"] > 0
-    assert list(summary["stages"]) == ["project", "generate", "ingest", "validate", "features", "train"]
-    assert summary["features"]["views"] == 3
-    assert summary["features"]["events_per_s"] > 0
+    assert list(summary["stages"]) == [
+        "project",
+        "generate",
+        "ingest",
+        "validate",
+        "features",
+        "train",
+        "serve",
+        "live",
+        "monitor",
+        "report",
+    ]
+    features = summary["features"]
+    assert features["views"] == 3
+    assert features["events_per_s"] > 0
+    assert 0 < features["freshness_p50_ms"] <= features["freshness_p99_ms"]
     training = summary["training"]
     assert training["trials"] == 2 and training["model_version"] == "1"
     assert 0.5 < training["test_auc"] <= 1 and 0.5 < training["oracle_auc"] <= 1
     assert training["rows"] > 100
+    serving = summary["serving"]
+    assert serving["requests"] > 0 and serving["errors"] == 0
+    assert 0 < serving["p50_ms"] <= serving["p99_ms"]
+    monitoring = summary["monitoring"]
+    assert monitoring["max_psi"] >= 0 and monitoring["alerts"] >= 0
+    assert monitoring["online_auc"] is None or 0 <= monitoring["online_auc"] <= 1
+    report = (tmp_path / "demo" / "report.html").read_text()
+    assert report.count("data:image/png;base64,") >= 6  # 4 training plots, scores, PSI
+    assert "serving.requests" in report
+    logged = list((tmp_path / "demo" / ".rtml" / "predictions").glob("**/*.parquet"))
+    assert logged  # every prediction went to the prediction log
 
     # a second run in the same directory starts from an empty pipeline, not on top of the first
     again = CliRunner().invoke(
         app,
-        ["demo", "--dir", str(tmp_path / "demo"), "--events", "4000", "--trials", "1", "--summary", str(out)],
+        [
+            "demo",
+            "--dir",
+            str(tmp_path / "demo"),
+            "--events",
+            "4000",
+            "--trials",
+            "1",
+            "--live-seconds",
+            "0",
+            "--summary",
+            str(out),
+        ],
     )
     assert again.exit_code == 0, again.output
-    assert json.loads(out.read_text())["events"]["produced"] == 4000
+    second = json.loads(out.read_text())
+    assert second["events"]["produced"] == 4000
+    # no live phase: no server, nothing served or monitored, and the keys say so
+    assert second["serving"] == {"requests": None, "errors": None, "p50_ms": None, "p99_ms": None}
+    assert second["monitoring"] == {"online_auc": None, "max_psi": None, "alerts": None}
+    assert not (tmp_path / "demo" / ".rtml" / "predictions").exists()

@@ -25,16 +25,27 @@ def register(app: typer.Typer) -> None:
             float, typer.Option("--dirty-rate", min=0.0, max=0.5, help="Share of dirty lines.")
         ] = DEFAULT_DIRTY_RATE,
         live_seconds: Annotated[
-            float, typer.Option("--live-seconds", min=0.0, help="Length of the live phase (when it exists).")
+            float,
+            typer.Option("--live-seconds", min=0.0, help="Wall seconds of the live phase (0: none)."),
         ] = 30.0,
+        live_hours: Annotated[
+            float,
+            typer.Option(
+                "--live-hours",
+                min=2.0,
+                help="Simulated hours of live traffic (the simulated clock runs this fast).",
+            ),
+        ] = 24.0,
         trials: Annotated[int, typer.Option("--trials", min=1, help="Tuning trials of the train stage.")] = 8,
         summary: Annotated[
             Path | None, typer.Option("--summary", dir_okay=False, help="Write the summary JSON here.")
         ] = None,
     ) -> None:
-        """Run every stage that exists: project -> generate -> ingest (-> validate -> features ->
-        train -> serve -> monitor, as they are built). Prints a summary table; --summary writes
-        the JSON with the keys listed in docs/demo.md (a stage not built yet leaves its keys null)."""
+        """Run the whole loop: project -> generate -> ingest -> validate -> features -> train (the
+        server starts meanwhile) -> serve -> live (events keep arriving on a simulated clock while
+        every cart gets a prediction) -> monitor (labels, online AUC, drift, alerts) -> report
+        (<dir>/report.html). Prints a summary table; --summary writes the JSON with the keys
+        listed in docs/demo.md."""
         from rtml.demo.runner import DemoOptions, run_demo
         from rtml.demo.stages import STAGES, summary_table
 
@@ -45,11 +56,13 @@ def register(app: typer.Typer) -> None:
             days=days,
             dirty_rate=dirty_rate,
             live_seconds=live_seconds,
+            live_hours=live_hours,
             trials=trials,
         )
         result = run_demo(options, STAGES, console)
         console.print(summary_table(result.rows()))
         console.print("stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.stages.items()))
+        console.print(f"report -> {directory / 'report.html'}")
         if summary is not None:
             result.write(summary)
             console.print(f"summary -> {summary}")

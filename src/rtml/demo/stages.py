@@ -1,12 +1,10 @@
 """The stages of ``rtml demo`` that exist so far, in order.
 
-Each stage fills the part of the summary it owns and nothing else. Later issues add
-validation, features, training, serving and monitoring stages to :data:`STAGES`.
+Each stage fills the part of the summary it owns and nothing else. See docs/demo.md.
 """
 
 from __future__ import annotations
 
-import logging
 import shutil
 import time
 
@@ -14,12 +12,17 @@ from rich.table import Table
 
 from rtml.apply import apply_project
 from rtml.config import CONFIG_FILE
-from rtml.datagen import RawTopicWriter, generate, write_truth
+from rtml.datagen import RawTopicWriter, write_truth
+from rtml.demo.live_stage import live_stage, serve_stage
+from rtml.demo.logs import file_logger
+from rtml.demo.monitoring import monitor_stage
+from rtml.demo.report import report_stage
 from rtml.demo.runner import DemoContext, Stage
+from rtml.demo.stream import iso_ms
 from rtml.demo.training import train_stage
 from rtml.progress import progress_bar, tracked
 from rtml.project import RAW_EVENTS, Project, init_project
-from rtml.services.logging import service_logger
+from rtml.timeutil import from_millis
 
 _IDLE_POLLS = 2
 
@@ -43,25 +46,40 @@ def project_stage(ctx: DemoContext) -> None:
 
 
 def generate_stage(ctx: DemoContext) -> None:
-    """Synthetic traffic with a planted purchase probability; the truth stays on the side."""
+    """Synthetic traffic with a planted purchase probability: the history, and after it the
+    live phase's traffic (:mod:`rtml.demo.stream`); the truth stays on the side."""
+    from rtml.demo.stream import generate_with_live, plan_live
+    from rtml.services.validator.factory import build_validator
+
     opts = ctx.options
     project = ctx.require_project()
-    generation = generate(opts.events, seed=opts.seed, days=opts.days, dirty_rate=opts.dirty_rate)
+    live_hours = opts.live_hours if opts.live_seconds > 0 else 0.0
+    generation, history = generate_with_live(
+        opts.events, seed=opts.seed, days=opts.days, dirty_rate=opts.dirty_rate, live_hours=live_hours
+    )
     truth_path = project.data_dir / "truth.csv"
     write_truth(generation.truth, truth_path)
+    traffic = plan_live(generation, history, build_validator(project, project.config.validator))
     ctx.artifacts["generation"] = generation
+    ctx.artifacts["history"] = history
+    ctx.artifacts["traffic"] = traffic
     s = generation.summary
     ctx.console.print(
         f"generated {s.produced:,} lines: {s.valid:,} valid events, {s.invalid:,} malformed, "
         f"{s.duplicates:,} duplicates, {s.out_of_order:,} late; {s.carts:,} carts "
         f"(positive rate {s.positive_rate:.2f}, oracle AUC {s.oracle_auc:.3f}); truth -> {truth_path}"
     )
+    ctx.console.print(
+        f"history: the first {history:,} lines (to {iso_ms(traffic.start_ms)}); live phase: "
+        f"{len(traffic.lines):,} lines over {traffic.span_ms / 3_600_000:.1f} simulated hours "
+        f"({len(traffic.carts):,} carts)"
+    )
 
 
 def ingest_stage(ctx: DemoContext) -> None:
     """Send every raw line to ``<project>.events.raw`` and count what the log holds."""
     project = ctx.require_project()
-    lines = ctx.artifacts["generation"].lines
+    lines = ctx.artifacts["generation"].lines[: ctx.artifacts["history"]]
     started = time.perf_counter()
     with progress_bar(ctx.console) as progress, RawTopicWriter.for_project(project.root) as writer:
         for line in tracked(lines, progress, "sending to the event log", len(lines)):
@@ -91,18 +109,6 @@ def count_topic(project: Project, topic: str) -> int:
         log.close()
 
 
-def _file_logger(project: Project, service: str) -> logging.Logger:
-    """The service's JSON log lines go to ``<data_dir>/logs/<service>.log`` during the demo,
-    so the console shows progress and results only."""
-    path = project.data_dir / "logs" / f"{service}.log"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    logger = logging.getLogger(f"rtml.demo.{service}")
-    for handler in list(logger.handlers):
-        logger.removeHandler(handler)
-        handler.close()
-    return service_logger(logger.name, stream=path.open("a", encoding="utf-8"))
-
-
 def validate_stage(ctx: DemoContext) -> None:
     """Run the validator until the raw topic is drained; fill events.{valid,invalid,duplicates}
     from where the events really ended (the valid topic, the duplicates topic, the dead
@@ -111,9 +117,9 @@ def validate_stage(ctx: DemoContext) -> None:
     from rtml.services.validator.counts import counts
 
     project = ctx.require_project()
-    end = ctx.artifacts["generation"].summary.last_event_time
-    # Replayed history: "now" for the future-timestamp check is the end of the stream.
-    logger = _file_logger(project, "validator")
+    end = from_millis(ctx.artifacts["traffic"].start_ms)
+    # Replayed history: "now" for the future-timestamp check is the end of the history.
+    logger = file_logger(project, "validator")
     stats = ValidatorService(project, now=lambda: end, logger=logger).run(until_idle=True)
     ended = counts(project)
     ctx.summary.events.valid = ended["valid"]
@@ -134,39 +140,42 @@ def validate_stage(ctx: DemoContext) -> None:
 
 
 def features_stage(ctx: DemoContext) -> None:
-    """Run the feature engine over the valid topic (history: the rate and the late events),
-    then a few seconds of live traffic through validator and engine (freshness); fill
-    features.* and events.late. The live probe's events come on top of the generated
-    stream; events.{produced,valid,...} keep describing the generated stream."""
-    from rtml.demo.features import live_run
+    """Run the feature engine over the valid topic (the history); fill features.{views,
+    events_per_s} and events.late. Freshness needs live traffic: the live stage fills
+    features.freshness_* (and adds its late events)."""
+    from rtml.demo.live import live_engine_settings, live_speed
     from rtml.services.engine import EngineService
 
     project = ctx.require_project()
-    logger = _file_logger(project, "engine")
-    history = EngineService(project, logger=logger).run(until_idle=True)
-    seconds = min(ctx.options.live_seconds, 3.0)  # enough for percentiles; the demo stays short
-    live = live_run(project, seconds, logger, _file_logger(project, "validator"))
+    opts = ctx.options
+    speed = live_speed(ctx.artifacts["traffic"].span_ms, opts.live_seconds)
+    settings = live_engine_settings(project.config.engine, speed)
+    ctx.artifacts["engine_settings"] = settings
+    logger = file_logger(project, "engine")
+    history = EngineService(project, settings=settings, logger=logger).run(until_idle=True)
     features = ctx.summary.features
     features.views = history.views
     features.events_per_s = round(history.events_per_s)
-    late = history.late
-    if live is not None:
-        features.freshness_p50_ms = live.stats.freshness_p50_ms
-        features.freshness_p99_ms = live.stats.freshness_p99_ms
-        late += live.stats.late + live.drained.late
-    ctx.summary.events.late = late
-    p50, p99 = features.freshness_p50_ms, features.freshness_p99_ms
+    ctx.summary.events.late = history.late
     ctx.console.print(
         f"{history.views} feature views over {history.events:,} valid events "
         f"at {history.events_per_s:,.0f}/s "
         f"({history.late:,} late, {sum(history.dropped.values()):,} too old for the online state, "
-        f"{history.checkpoints} checkpoints)"
+        f"{history.checkpoints} checkpoints; reads exact for {settings.exact_for} before the newest event)"
     )
-    if live is not None:
-        ctx.console.print(
-            f"live: {live.sent:,} more events in {seconds:.0f} s through validator and engine; "
-            f"freshness p50 {p50 or 0:,.1f} ms, p99 {p99 or 0:,.1f} ms"
-        )
+
+
+def train_and_start_server(ctx: DemoContext) -> None:
+    """Start the server (its own process) in the background, then train: the server answers
+    at once and loads the champion as soon as training promotes it."""
+    from rtml.demo.serving import DemoServer
+
+    if ctx.options.live_seconds > 0:
+        server = DemoServer.start(ctx.require_project())
+        ctx.artifacts["server"] = server
+        ctx.cleanups.append(server.stop)
+        ctx.console.print(f"server starting at {server.url} in the background (log: {server.log_path})")
+    train_stage(ctx)
 
 
 STAGES: list[tuple[str, Stage]] = [
@@ -175,7 +184,11 @@ STAGES: list[tuple[str, Stage]] = [
     ("ingest", ingest_stage),
     ("validate", validate_stage),
     ("features", features_stage),
-    ("train", train_stage),
+    ("train", train_and_start_server),
+    ("serve", serve_stage),
+    ("live", live_stage),
+    ("monitor", monitor_stage),
+    ("report", report_stage),
 ]
 
 
