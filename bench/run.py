@@ -15,6 +15,9 @@ BENCHMARKS = [
     "online_read.py",
     "training_set.py",
     "engine.py",
+    "training.py",
+    "serving.py",
+    "ray_serve.py",
 ]
 
 

@@ -13,15 +13,25 @@ wrap the same class. One :class:`Predictor` holds one registered version of one 
   are not numbers are XGBoost's missing value (NaN), booleans are 0/1.
 - :meth:`Predictor.score` runs ``Booster.inplace_predict`` on that matrix (all rows in one
   call). XGBoost's prediction is thread-safe: one booster serves concurrent requests.
+- :meth:`Predictor.score_one` scores one feature row without the Python overhead of
+  ``inplace_predict`` (about 150 us of its ~220 us for a 300-tree model): the row is
+  written into a float32 buffer of the calling thread, whose array interface and
+  prediction config are encoded once, and XGBoost's C function
+  ``XGBoosterPredictFromDense`` -- what ``inplace_predict`` calls -- is called directly.
+  The predictor checks at build time that this path scores like ``inplace_predict``,
+  and uses ``inplace_predict`` if it does not (another XGBoost, a missing symbol).
 
 XGBoost is imported when a predictor is built, not with this module.
 """
 
 from __future__ import annotations
 
+import ctypes
 import math
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, Protocol
 
 import numpy as np
@@ -123,7 +133,8 @@ class Predictor:
         self._booster = xgb.Booster()
         self._booster.load_model(bytearray(booster))
         self._booster.set_param({"nthread": nthread})
-        self._columns = {name: i for i, name in enumerate(self.feature_names)}
+        self._get = _getter(self.feature_names)
+        self._native = _NativeRow.build(self._booster, len(self.feature_names))
 
     @classmethod
     def from_loaded(
@@ -186,6 +197,15 @@ class Predictor:
 
     def matrix(self, feature_rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """The feature rows as a float32 matrix in ``feature_names`` order (NaN: missing)."""
+        if not feature_rows:
+            return np.empty((0, len(self.feature_names)), dtype=np.float32)
+        get = self._get
+        try:
+            # The common case, in C: every row holds every feature (the online read gives
+            # defaults), values are numbers, bools or None (None -> NaN, bools -> 0/1).
+            return np.array([get(row) for row in feature_rows], dtype=np.float32)
+        except (KeyError, TypeError, ValueError):
+            pass
         out = np.full((len(feature_rows), len(self.feature_names)), np.nan, dtype=np.float32)
         names = self.feature_names
         for i, row in enumerate(feature_rows):
@@ -196,12 +216,113 @@ class Predictor:
         """The model's score (probability of the positive class) of each feature row."""
         if not feature_rows:
             return []
-        result = self._booster.inplace_predict(self.matrix(feature_rows), validate_features=False)
-        return [float(x) for x in np.asarray(result, dtype=np.float64).reshape(len(feature_rows), -1)[:, -1]]
+        if len(feature_rows) == 1 and self._native is not None:
+            return [self.score_one(feature_rows[0])]
+        return self.score_matrix(self.matrix(feature_rows))
+
+    def score_matrix(self, x: np.ndarray) -> list[float]:
+        """The scores of a float32 matrix laid out as :meth:`matrix` does (one call)."""
+        if len(x) == 0:
+            return []
+        result = self._booster.inplace_predict(x, validate_features=False)
+        scores: list[float] = np.asarray(result, dtype=np.float64).reshape(len(x), -1)[:, -1].tolist()
+        return scores
+
+    def score_one(self, feature_row: Mapping[str, Any]) -> float:
+        """The score of one feature row (the single-row request's path)."""
+        native = self._native
+        if native is None:
+            return self.score_matrix(self.matrix([feature_row]))[0]
+        buffer, predict = native.for_thread()
+        try:
+            buffer[0] = self._get(feature_row)
+        except (KeyError, TypeError, ValueError):
+            buffer[0] = self.matrix([feature_row])[0]
+        return predict()
 
     def features_of(self, feature_row: Mapping[str, Any]) -> dict[str, Any]:
-        """The model inputs of ``feature_row`` by name, in order (what was served)."""
-        return {name: _served(feature_row.get(name)) for name in self.feature_names}
+        """The model inputs of ``feature_row`` by name, in order (what was served; NaN and
+        infinities as None)."""
+        try:
+            out = dict(zip(self.feature_names, self._get(feature_row), strict=True))
+        except KeyError:
+            return {name: _served(feature_row.get(name)) for name in self.feature_names}
+        for name, value in out.items():
+            if value.__class__ is float and not math.isfinite(value):
+                out[name] = None
+        return out
+
+
+class _NativeRow:
+    """One-row prediction straight through XGBoost's C API (``XGBoosterPredictFromDense``).
+
+    ``inplace_predict`` re-encodes its config and the array interface and checks the input
+    type on every call; here each thread gets a 1 x n float32 buffer whose array interface
+    (its data pointer included) and config are encoded once. The result pointer XGBoost
+    returns is thread-local to the booster, read at once.
+    """
+
+    def __init__(self, booster: Any, n_features: int, api: tuple[Any, ...]) -> None:
+        self._booster = booster
+        self._n = n_features
+        self._lib, self._check, self._interface, ulong, config = api
+        self._config = config
+        self._ulong = ulong
+        self._local = threading.local()
+
+    @classmethod
+    def build(cls, booster: Any, n_features: int) -> _NativeRow | None:
+        """The native path if this XGBoost has it and it scores like ``inplace_predict``."""
+        try:
+            from xgboost._data_utils import array_interface
+            from xgboost.core import _LIB, _check_call, c_bst_ulong, make_jcargs
+
+            config = make_jcargs(
+                type=0,
+                training=False,
+                iteration_begin=0,
+                iteration_end=0,
+                missing=math.nan,
+                strict_shape=False,
+                cache_id=0,
+            )
+            native = cls(booster, n_features, (_LIB, _check_call, array_interface, c_bst_ulong, config))
+            rng = np.random.default_rng(0)
+            for probe in (np.full(n_features, np.nan), rng.gamma(1.0, 2.0, n_features)):
+                buffer, predict = native.for_thread()
+                buffer[0] = probe
+                want = booster.inplace_predict(buffer.copy(), validate_features=False)
+                if predict() != float(np.asarray(want, dtype=np.float64).reshape(-1)[-1]):
+                    return None
+        except Exception:  # noqa: BLE001 -- any problem: the public path
+            return None
+        return native
+
+    def for_thread(self) -> tuple[np.ndarray, Any]:
+        """This thread's row buffer and the function that scores what it holds."""
+        local = self._local
+        try:
+            return local.buffer, local.predict
+        except AttributeError:
+            pass
+        buffer = np.full((1, self._n), np.nan, dtype=np.float32)
+        interface = self._interface(buffer)
+        lib, check, config, handle = self._lib, self._check, self._config, self._booster.handle
+        shape = ctypes.POINTER(self._ulong)()
+        dims = self._ulong()
+        preds = ctypes.POINTER(ctypes.c_float)()
+        null = ctypes.c_void_p()
+        by_shape, by_dims, by_preds = ctypes.byref(shape), ctypes.byref(dims), ctypes.byref(preds)
+
+        def predict() -> float:
+            check(lib.XGBoosterPredictFromDense(handle, interface, config, null, by_shape, by_dims, by_preds))
+            size = 1
+            for i in range(dims.value):
+                size *= shape[i]
+            return float(preds[size - 1])
+
+        local.buffer, local.predict = buffer, predict
+        return buffer, predict
 
 
 class ModelMismatchError(ConfigError):
@@ -226,6 +347,16 @@ def _typed(value: Any, kind: str, where: str) -> Any:
     elif isinstance(value, str | int | float | bool):
         return value
     raise InvalidInputError(f"{where}: must be {_ARTICLE.get(kind, 'a scalar')}, got {_show(value)}")
+
+
+def _getter(names: Sequence[str]) -> Any:
+    """``row -> tuple of row[name] for names`` (a KeyError if one is absent)."""
+    if not names:
+        return lambda row: ()
+    if len(names) == 1:
+        name = names[0]
+        return lambda row: (row[name],)
+    return itemgetter(*names)
 
 
 def _number(value: Any) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import math
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -169,3 +170,44 @@ def test_predictor_imports_no_web_framework_or_backend() -> None:
     assert "xgboost" in imported and "numpy" in imported
     bad = {m for m in imported if m.startswith(("fastapi", "starlette", "rtml.backends", "rtml.services"))}
     assert not bad
+
+
+def test_one_row_scores_like_xgboost_on_the_native_path(predictor: Predictor, model: Model) -> None:
+    """``score_one`` (XGBoost's C API on a per-thread buffer) gives ``inplace_predict``'s
+    scores, in any thread, and takes rows with None, booleans and missing features."""
+    assert predictor._native is not None  # this XGBoost has the fast path
+    names = model.feature_names
+    rng = np.random.default_rng(9)
+    rows = [
+        {n: (None if rng.random() < 0.2 else float(rng.gamma(1.0, 2.0))) for n in names} for _ in range(20)
+    ]
+    rows.append({n: True for n in names})
+    rows.append({names[0]: 3.0, names[1]: "text"})  # absent and non-numeric features: missing
+    reference = xgb.Booster()
+    reference.load_model(bytearray(train(names)))
+    want = reference.inplace_predict(predictor.matrix(rows)).tolist()
+    assert [predictor.score_one(r) for r in rows] == pytest.approx(want, rel=1e-6)
+    assert predictor.score([rows[3]]) == pytest.approx([want[3]], rel=1e-6)
+    assert len(set(want)) > 5
+    from_threads: dict[int, list[float]] = {}
+
+    def score_in_thread(k: int) -> None:
+        from_threads[k] = [predictor.score_one(r) for r in rows]
+
+    threads = [threading.Thread(target=score_in_thread, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(got == pytest.approx(want, rel=1e-6) for got in from_threads.values())
+
+
+def test_the_matrix_of_many_rows_is_the_row_by_row_one(predictor: Predictor, model: Model) -> None:
+    names = model.feature_names
+    rng = np.random.default_rng(3)
+    rows = [{n: (None if rng.random() < 0.3 else float(rng.normal())) for n in names} for _ in range(100)]
+    rows[7][names[2]] = False
+    fast = predictor.matrix(rows)
+    slow = np.array([[math.nan if r[n] is None else float(r[n]) for n in names] for r in rows], np.float32)
+    np.testing.assert_array_equal(fast, slow)
+    assert predictor.matrix([]).shape == (0, len(names))

@@ -521,3 +521,105 @@ def test_the_openapi_document_describes_each_models_rows(served: Served) -> None
     ]
     assert batch["properties"]["rows"]["items"] == schema
     assert "/ready" in doc["paths"] and "/events" in doc["paths"] and "/features" in doc["paths"]
+
+
+# -- the fast path and the routes -----------------------------------------------------------
+
+
+def test_the_fast_path_answers_as_the_routes_do(world: World, served: Served) -> None:
+    """``PredictFastPath`` answers the usual requests; one with a query parameter it does not
+    know goes on to the FastAPI route (which ignores it). Both give the same answer, and both
+    are logged and counted under the route's template."""
+    rows = [world.entity(0), world.entity(1)]
+    for path, body in ((f"/predict/{MODEL}", rows[0]), (f"/predict/{MODEL}/batch", {"rows": rows})):
+        fast = served.client.post(path, params={"at": world.at, "features": "yes"}, json=body)
+        routed = served.client.post(path, params={"at": world.at, "features": "yes", "x": "1"}, json=body)
+        assert fast.status_code == routed.status_code == 200, (fast.text, routed.text)
+        assert fast.headers["content-type"] == routed.headers["content-type"] == "application/json"
+        one, other = fast.json(), routed.json()
+        if "predictions" in one:
+            one, other = one["predictions"], other["predictions"]
+        else:
+            one, other = [one], [other]
+        for a, b in zip(one, other, strict=True):
+            assert a.pop("request_id") != b.pop("request_id")
+            assert a == b and "features" in a
+    # a flag the fast path cannot read: the route refuses it as FastAPI does
+    bad = served.client.post(f"/predict/{MODEL}", params={"features": "maybe"}, json=rows[0])
+    assert bad.status_code == 422 and bad.json()["error"] == "invalid_request"
+    # a path that is no route is the routes' 404, not a model lookup
+    assert served.client.post(f"/predict/{MODEL}/batch/x", json={}).status_code == 404
+    metrics = served.client.get("/metrics").text
+    assert 'rtml_http_requests_total{method="POST",route="/predict/{model}",status="200"} 2.0' in metrics
+    assert 'route="/predict/{model}/batch",status="200"} 2.0' in metrics
+
+
+def test_the_fast_path_reads_a_body_sent_in_pieces_and_checks_its_size(world: World, served: Served) -> None:
+    row = json.dumps(world.entity(0)).encode()
+
+    def pieces() -> Iterator[bytes]:
+        yield row[:5]
+        yield row[5:]
+
+    reply = served.client.post(f"/predict/{MODEL}", params={"at": world.at}, content=pieces())
+    assert reply.status_code == 200, reply.text
+    limit = served.app.state.scoring.settings.max_body_bytes
+    big = b'{"rows": [' + b" " * limit + b"]}"
+
+    def chunked() -> Iterator[bytes]:  # no Content-Length: the limit is checked while reading
+        yield big[: limit // 2]
+        yield big[limit // 2 :]
+
+    too_big = served.client.post(f"/predict/{MODEL}/batch", content=chunked())
+    assert too_big.status_code == 413 and too_big.json()["error"] == "payload_too_large"
+
+
+class ThreadRecordingStore:
+    """Wraps a store; records the name of the thread of each read."""
+
+    def __init__(self, inner: OnlineStore) -> None:
+        self.inner = inner
+        self.threads: list[str] = []
+
+    def read(self, view: str, keys: Sequence[Key]) -> list[bytes | None]:
+        self.threads.append(threading.current_thread().name)
+        return self.inner.read(view, keys)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class InlineSettings(PredictSettings):
+    """``server.predict`` with ``inline_single_rows`` (the option the fast path reads)."""
+
+    inline_single_rows: bool = True
+
+
+def test_single_rows_run_in_the_predictor_threads_or_inline(
+    world: World, store: OnlineStore, registry: MemoryModelRegistry
+) -> None:
+    scores = {}
+    for inline in (False, True):
+        recording = ThreadRecordingStore(store)
+        predict = (InlineSettings if inline else PredictSettings)(poll_interval_s=0.05)
+        app = create_app(
+            world.project,
+            settings=ServerSettings(predict=predict),
+            online_store=recording,  # type: ignore[arg-type]
+            registry=registry,
+            prediction_log=MemoryPredictionLog(),
+        )
+        with TestClient(app) as client:
+            assert app.state.scoring.holder.wait_loaded(10)
+            reply = client.post(f"/predict/{MODEL}", params={"at": world.at}, json=world.entity(2))
+            assert reply.status_code == 200, reply.text
+            scores[inline] = reply.json()["score"]
+            batch = client.post(
+                f"/predict/{MODEL}/batch", params={"at": world.at}, json={"rows": [world.entity(2)]}
+            )
+            assert batch.json()["predictions"][0]["score"] == scores[inline]
+        half = len(recording.threads) // 2  # one read per view, for the row then for the batch
+        single, batched = recording.threads[:half], recording.threads[half:]
+        assert half and all(name.startswith("rtml-predict") for name in batched)  # a batch: in the pool
+        assert all(name.startswith("rtml-predict") is not inline for name in single)
+    assert scores[False] == scores[True]

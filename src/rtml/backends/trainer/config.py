@@ -35,7 +35,8 @@ class RayTrainerConfig(_Strict):
     # ASHA: a trial is stopped early after this many boosting rounds if it is in the worse half.
     grace_period: int = Field(default=20, ge=1)
     reduction_factor: int = Field(default=2, ge=2)
-    # Where Ray keeps trial results; None: <data_dir>/ray_results.
+    # Where Ray keeps trial results; None: a temporary directory (deleted after tuning,
+    # kept when tuning fails).
     storage_path: str | None = None
 
 

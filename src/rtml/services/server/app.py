@@ -15,6 +15,7 @@ log. State a router needs lives on ``app.state`` and is closed with the app.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -74,6 +75,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # What the imports and the app built (~400k objects) is never garbage: freezing it keeps
+        # the collector from walking it on every full collection (~25 ms each, about one per
+        # 1,000-row batch or ~150 single predictions). Unfrozen at shutdown.
+        gc.collect()
+        gc.freeze()
         scoring.holder.start()
         if scoring.log is not None:
             scoring.log.start()
@@ -85,6 +91,7 @@ def create_app(
                 scoring.log.close()
             sink.close()
             feature_reader.close()
+            gc.unfreeze()
 
     app = FastAPI(
         title=f"rtml server: {project.config.project}",
@@ -107,6 +114,8 @@ def create_app(
     app.include_router(predict.build_router(scoring))
 
     install_error_handlers(app, log, retry_after_s=settings.ingest.retry_after_s)
+    # Inside the access log (added last: outermost), so that its requests are logged and counted.
+    app.add_middleware(predict.PredictFastPath, service=scoring, logger=log)
     app.add_middleware(AccessLog, metrics=metrics, logger=log)
     return app
 
