@@ -14,7 +14,6 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import ClassVar
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pyarrow as pa
@@ -23,6 +22,7 @@ import pyarrow.csv as pa_csv
 from rtml.backends.offline_store import arrow
 from rtml.backends.offline_store.base import OfflineStoreError, Progress, SourceStats, StoredEvent
 from rtml.backends.offline_store.config import PostgresOfflineStoreConfig
+from rtml.backends.postgres_support import close_quietly, connect, redact, translated_errors
 from rtml.core.pit import (
     SPINE_ROW,
     SPINE_TABLE,
@@ -32,7 +32,6 @@ from rtml.core.pit import (
     TrainingSetPlan,
     render_training_set,
 )
-from rtml.errors import BackendUnavailableError
 
 _LOCK_KEY = 0x72746D6F  # "rtmo": serializes DDL across processes sharing the database
 _SPINE_TYPES = {"string": "TEXT", "integer": "BIGINT", "number": "DOUBLE PRECISION", "boolean": "BOOLEAN"}
@@ -50,7 +49,7 @@ class PostgresOfflineStore:
         self._lock = threading.Lock()
         self._conn: psycopg.Connection | None = None
         self._created: set[str] = set()
-        self._where = _redact(config.url)
+        self._where = redact(config.url)
 
     def qualified(self, table: EventTable) -> str:
         return f"{self._ns}.{table.name}"
@@ -169,64 +168,41 @@ class PostgresOfflineStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[psycopg.Cursor]:
-        with self._lock:
-            try:
-                conn = self._connection()
-                with conn.transaction(), conn.cursor() as cur:
-                    yield cur
-            except psycopg.OperationalError as exc:
-                self._drop()
-                raise BackendUnavailableError(
-                    f"the PostgreSQL offline store at {self._where} is unavailable ({_first_line(exc)}). "
-                    "Fix: start PostgreSQL (bash scripts/services.sh start postgres) or correct "
-                    "offline_store.url"
-                ) from exc
-            except psycopg.Error as exc:
-                if self._conn is not None and self._conn.broken:
-                    self._drop()
-                self._created.clear()  # a failed DDL transaction may have created nothing
-                raise OfflineStoreError(
-                    f"the PostgreSQL offline store at {self._where} failed: {_first_line(exc)}"
-                ) from exc
+        with (
+            self._lock,
+            translated_errors(
+                what="offline store",
+                where=self._where,
+                setting="offline_store.url",
+                error=OfflineStoreError,
+                on_failure=self._failed,
+            ),
+        ):
+            conn = self._connection()
+            with conn.transaction(), conn.cursor() as cur:
+                yield cur
+
+    def _failed(self, unavailable: bool) -> None:
+        if unavailable or (self._conn is not None and self._conn.broken):
+            self._drop()
+        if not unavailable:
+            self._created.clear()  # a failed DDL transaction may have created nothing
 
     def _connection(self) -> psycopg.Connection:
         if self._conn is not None and not self._conn.closed and not self._conn.broken:
             return self._conn
         self._drop()
-        timeout_ms = int(self._config.statement_timeout_s * 1000)
-        self._conn = psycopg.connect(
+        self._conn = connect(
             self._config.url,
-            autocommit=True,
-            connect_timeout=self._config.connect_timeout_s,
-            options=f"-c statement_timeout={timeout_ms} -c lock_timeout={timeout_ms}",
-            # A server that vanishes mid-call is noticed, not waited on forever.
-            keepalives=1,
-            keepalives_idle=5,
-            keepalives_interval=2,
-            keepalives_count=3,
+            connect_timeout_s=self._config.connect_timeout_s,
+            statement_timeout_s=self._config.statement_timeout_s,
         )
-        self._created.clear()
         return self._conn
 
     def _drop(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except psycopg.Error:  # already broken: nothing to close cleanly
-                pass
-            self._conn = None
+        close_quietly(self._conn)
+        self._conn = None
 
 
 def _arrow_of(table: EventTable, column: str) -> pa.DataType:
     return arrow.arrow_type(table.kind(column) or "string")
-
-
-def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -12,14 +12,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pyarrow as pa
 
+from rtml.backends.postgres_support import close_quietly, connect, redact, translated_errors
 from rtml.backends.prediction_log.base import ARROW_SCHEMA, PredictionRecord, to_json
 from rtml.backends.prediction_log.config import PostgresPredictionLogConfig
-from rtml.errors import BackendUnavailableError, RtmlError
+from rtml.errors import RtmlError
 from rtml.timeutil import from_millis
 
 DEFAULT_URL = "postgresql://rtml:rtml@127.0.0.1:5432/rtml"
@@ -38,7 +38,7 @@ class PostgresPredictionLog:
         self._lock = threading.Lock()
         self._conn: psycopg.Connection | None = None
         self._created = False
-        self._where = _redact(self._url)
+        self._where = redact(self._url)
 
     def write(self, records: Sequence[PredictionRecord]) -> None:
         if not records:
@@ -104,60 +104,38 @@ class PostgresPredictionLog:
 
     @contextmanager
     def _transaction(self) -> Iterator[psycopg.Cursor]:
-        with self._lock:
-            try:
-                conn = self._connection()
-                with conn.transaction(), conn.cursor() as cur:
-                    yield cur
-            except psycopg.OperationalError as exc:
-                self._drop()
-                raise BackendUnavailableError(
-                    f"the PostgreSQL prediction log at {self._where} is unavailable ({_first_line(exc)}). "
-                    "Fix: start PostgreSQL (bash scripts/services.sh start postgres) or correct "
-                    "server.predict.log.backend.url"
-                ) from exc
-            except psycopg.Error as exc:
-                if self._conn is not None and self._conn.broken:
-                    self._drop()
-                self._created = False
-                raise PredictionLogError(
-                    f"the PostgreSQL prediction log at {self._where} failed: {_first_line(exc)}"
-                ) from exc
+        with (
+            self._lock,
+            translated_errors(
+                what="prediction log",
+                where=self._where,
+                setting="server.predict.log.backend.url",
+                error=PredictionLogError,
+                on_failure=self._failed,
+            ),
+        ):
+            conn = self._connection()
+            with conn.transaction(), conn.cursor() as cur:
+                yield cur
+
+    def _failed(self, unavailable: bool) -> None:
+        if unavailable or (self._conn is not None and self._conn.broken):
+            self._drop()
+        if not unavailable:
+            self._created = False
 
     def _connection(self) -> psycopg.Connection:
         if self._conn is not None and not self._conn.closed and not self._conn.broken:
             return self._conn
         self._drop()
-        timeout_ms = int(self._config.statement_timeout_s * 1000)
-        self._conn = psycopg.connect(
+        self._conn = connect(
             self._url,
-            autocommit=True,
-            connect_timeout=self._config.connect_timeout_s,
-            options=f"-c statement_timeout={timeout_ms} -c lock_timeout={timeout_ms}",
-            keepalives=1,
-            keepalives_idle=5,
-            keepalives_interval=2,
-            keepalives_count=3,
+            connect_timeout_s=self._config.connect_timeout_s,
+            statement_timeout_s=self._config.statement_timeout_s,
         )
         self._created = False
         return self._conn
 
     def _drop(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except psycopg.Error:
-                pass
-            self._conn = None
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-
-
-def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
+        close_quietly(self._conn)
+        self._conn = None

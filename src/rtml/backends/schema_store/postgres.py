@@ -10,11 +10,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg import errors as pg_errors
 
+from rtml.backends.postgres_support import close_quietly, connect, redact, translated_errors
 from rtml.backends.schema_store.base import (
     SchemaStoreError,
     StoredSchema,
@@ -22,7 +22,6 @@ from rtml.backends.schema_store.base import (
     VersionExistsError,
 )
 from rtml.backends.schema_store.config import PostgresSchemaRegistryConfig
-from rtml.errors import BackendUnavailableError
 
 _DDL = """
 CREATE SCHEMA IF NOT EXISTS {ns};
@@ -59,7 +58,7 @@ class PostgresSchemaStore:
         self._ns = config.namespace  # checked against an identifier pattern by the config
         self._lock = threading.Lock()
         self._conn: psycopg.Connection | None = None
-        self._where = _redact(config.url)
+        self._where = redact(config.url)
 
     def put_schema(self, schema_type: str, text: str, fingerprint: str) -> int:
         with self._transaction() as cur:
@@ -159,43 +158,33 @@ class PostgresSchemaStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[psycopg.Cursor]:
-        with self._lock:
-            try:
-                conn = self._connection()
-                with conn.transaction(), conn.cursor() as cur:
-                    yield cur
-            except pg_errors.UniqueViolation:
-                raise
-            except psycopg.OperationalError as exc:
-                self._drop()
-                raise BackendUnavailableError(
-                    f"the PostgreSQL schema store at {self._where} is unavailable ({_first_line(exc)}). "
-                    "Fix: start PostgreSQL (bash scripts/services.sh start postgres) or correct "
-                    "schema_registry.url"
-                ) from exc
-            except psycopg.Error as exc:
-                if self._conn is not None and self._conn.broken:
-                    self._drop()
-                raise SchemaStoreError(
-                    f"the PostgreSQL schema store at {self._where} failed: {_first_line(exc)}"
-                ) from exc
+        with (
+            self._lock,
+            translated_errors(
+                what="schema store",
+                where=self._where,
+                setting="schema_registry.url",
+                error=SchemaStoreError,
+                on_failure=self._failed,
+                passthrough=(pg_errors.UniqueViolation,),
+            ),
+        ):
+            conn = self._connection()
+            with conn.transaction(), conn.cursor() as cur:
+                yield cur
+
+    def _failed(self, unavailable: bool) -> None:
+        if unavailable or (self._conn is not None and self._conn.broken):
+            self._drop()
 
     def _connection(self) -> psycopg.Connection:
         if self._conn is not None and not self._conn.closed and not self._conn.broken:
             return self._conn
         self._drop()
-        timeout_ms = int(self._config.statement_timeout_s * 1000)
-        conn = psycopg.connect(
+        conn = connect(
             self._config.url,
-            autocommit=True,
-            connect_timeout=self._config.connect_timeout_s,
-            options=f"-c statement_timeout={timeout_ms} -c lock_timeout={timeout_ms}",
-            # A server that vanishes mid-call is noticed, not waited on forever.
-            keepalives=1,
-            keepalives_idle=5,
-            keepalives_interval=2,
-            keepalives_count=3,
-            tcp_user_timeout=timeout_ms + 5000,
+            connect_timeout_s=self._config.connect_timeout_s,
+            statement_timeout_s=self._config.statement_timeout_s,
         )
         try:
             with conn.transaction(), conn.cursor() as cur:
@@ -208,26 +197,9 @@ class PostgresSchemaStore:
         return conn
 
     def _drop(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except psycopg.Error:  # already broken: nothing to close cleanly
-                pass
-            self._conn = None
+        close_quietly(self._conn)
+        self._conn = None
 
 
 def _scope(subject: str | None) -> tuple[str, str]:
     return ("global", "") if subject is None else ("subject", subject)
-
-
-def _redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
