@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -34,11 +32,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
 import redis
 import typer
-import xgboost as xgb
+from tests.integration.serving_support import free_port, nginx_binary, train, wait_until
 from typer.testing import CliRunner
 
 from rtml.backends.online_store.config import RedisOnlineStoreConfig
@@ -64,47 +61,6 @@ pytestmark = pytest.mark.integration
 MODEL = "purchase_1h"
 VIEWS = ("user_activity", "product_stats", "user_product")
 API_KEY = "ray-key-" + "r" * 24
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def nginx_binary() -> str:
-    for candidate in (os.environ.get("RTML_TEST_NGINX"), shutil.which("nginx"), "/usr/sbin/nginx"):
-        if candidate and Path(candidate).is_file():
-            return candidate
-    pytest.fail(
-        "NGINX is not installed: start the services with `make services` (bash scripts/services.sh "
-        "start installs the Debian package nginx) or set RTML_TEST_NGINX to an nginx binary",
-        pytrace=False,
-    )
-
-
-def train(names: list[str], seed: int) -> bytes:
-    rng = np.random.default_rng(seed)
-    x = rng.gamma(1.0, 2.0, size=(400, len(names))).astype(np.float32)
-    y = (x[:, 0] + x[:, 2] - x[:, 5] + rng.normal(size=400) > 3).astype(int)
-    booster = xgb.train(
-        {"objective": "binary:logistic", "max_depth": 3, "nthread": 1, "seed": seed},
-        xgb.DMatrix(x, label=y, feature_names=names),
-        num_boost_round=12,
-    )
-    return bytes(booster.save_raw("ubj"))
-
-
-def wait_until(check: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{what} not within {timeout}s")
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
