@@ -34,6 +34,7 @@ from rtml.errors import ConfigError
 from rtml.raw_records import ProducerSettings
 from rtml.services.engine.settings import EngineSettings
 from rtml.services.server.settings import ServerSettings
+from rtml.services.supervisor.settings import UpSettings
 from rtml.timeutil import parse_duration, parse_timestamp
 
 CONFIG_FILE = "rtml.yaml"
@@ -163,6 +164,8 @@ class RtmlConfig(BaseSettings):
     tracking: TrackingConfig = Field(default_factory=MlflowTrackingConfig)
     # How predictions are served: uvicorn or Ray Serve (docs/serving.md).
     serving: ServingConfig = Field(default_factory=UvicornServingConfig)
+    # `rtml up`: the supervised long-running system (docs/up.md).
+    up: UpSettings = Field(default_factory=UpSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -21,6 +21,7 @@ from rtml.cli import (
     replay_cmd,
     serve_cmd,
     train_cmd,
+    up_cmd,
     validator_cmd,
 )
 from rtml.errors import RtmlError
@@ -43,6 +44,7 @@ for module in (
     indexer_cmd,
     engine_cmd,
     serve_cmd,
+    up_cmd,
     gateway_cmd,
     dataset_cmd,
     features_cmd,

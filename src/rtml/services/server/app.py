@@ -30,7 +30,7 @@ from rtml.core.validation import Validator
 from rtml.features import OnlineFeatures
 from rtml.project import Project
 from rtml.services.logging import service_logger
-from rtml.services.server import features, health, ingest, predict
+from rtml.services.server import features, health, ingest, predict, ui
 from rtml.services.server.errors import install_error_handlers
 from rtml.services.server.models import RegistryLike
 from rtml.services.server.observability import AccessLog, ServerMetrics
@@ -112,6 +112,7 @@ def create_app(
     app.include_router(health.build_router(project.config.project, rtml.__version__))
     app.include_router(features.build_router(feature_reader))
     app.include_router(predict.build_router(scoring))
+    app.include_router(ui.build_router(project))
 
     install_error_handlers(app, log, retry_after_s=settings.ingest.retry_after_s)
     # Inside the access log (added last: outermost), so that its requests are logged and counted.
