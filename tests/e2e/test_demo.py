@@ -49,6 +49,13 @@ def test_demo_runs_and_writes_the_summary(tmp_path: Path) -> None:
     assert events["valid"] + events["invalid"] + events["duplicates"] == events["produced"]
     assert events["invalid"] > 0 and events["duplicates"] > 0  # the generator's dirty mix arrived
     assert summary["wall_seconds"] > 0
+    # the embedded shape: every role on its embedded backend (--scale: tests/e2e/test_demo_scale.py)
+    assert summary["backends"] == {
+        "event_log": "local", "schema_registry": "embedded", "dead_letter": "table",
+        "offline_store": "duckdb", "online_store": "sqlite", "trainer": "local",
+        "tracking": "mlflow_local", "serving": "uvicorn",
+    }  # fmt: skip
+    assert summary["dead_letters"] == {"topic": None, "indexed": None}  # no indexer embedded
     assert list(summary["stages"]) == [
         "project",
         "generate",

@@ -37,6 +37,18 @@ def register(app: typer.Typer) -> None:
             ),
         ] = 24.0,
         trials: Annotated[int, typer.Option("--trials", min=1, help="Tuning trials of the train stage.")] = 8,
+        scale: Annotated[
+            bool,
+            typer.Option(
+                "--scale",
+                help="Run on the scale-out backends (examples/ecommerce/rtml.scale.yaml, servers of "
+                "scripts/services.sh; RTML_* variables override addresses) under a new project name.",
+            ),
+        ] = False,
+        cleanup: Annotated[
+            bool,
+            typer.Option("--cleanup", help="With --scale: delete what the run created on the servers."),
+        ] = False,
         summary: Annotated[
             Path | None, typer.Option("--summary", dir_okay=False, help="Write the summary JSON here.")
         ] = None,
@@ -44,11 +56,20 @@ def register(app: typer.Typer) -> None:
         """Run the whole loop: project -> generate -> ingest -> validate -> features -> train (the
         server starts meanwhile) -> serve -> live (events keep arriving on a simulated clock while
         every cart gets a prediction) -> monitor (labels, online AUC, drift, alerts) -> report
-        (<dir>/report.html). Prints a summary table; --summary writes the JSON with the keys
+        (<dir>/report.html). With --scale every role runs on its scale-out backend (Kafka,
+        PostgreSQL, OpenSearch, Redis, Ray, MLflow server, Ray Serve behind NGINX). Prints a
+        summary table; --summary writes the JSON with the keys
         listed in docs/demo.md."""
         from rtml.demo.runner import DemoOptions, run_demo
-        from rtml.demo.stages import STAGES, summary_table
+        from rtml.demo.stages import SCALE_STAGES, STAGES, summary_table
 
+        if cleanup and not scale:
+            from rtml.errors import InvalidInputError
+
+            raise InvalidInputError(
+                "--cleanup deletes what a --scale run created on the servers; this run has no --scale. "
+                "Fix: pass --scale too, or drop --cleanup"
+            )
         options = DemoOptions(
             directory=directory,
             events=events,
@@ -58,8 +79,10 @@ def register(app: typer.Typer) -> None:
             live_seconds=live_seconds,
             live_hours=live_hours,
             trials=trials,
+            scale=scale,
+            cleanup=cleanup,
         )
-        result = run_demo(options, STAGES, console)
+        result = run_demo(options, SCALE_STAGES if scale else STAGES, console)
         console.print(summary_table(result.rows()))
         console.print("stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.stages.items()))
         console.print(f"report -> {directory / 'report.html'}")

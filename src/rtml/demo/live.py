@@ -207,8 +207,10 @@ class _Client(threading.Thread):
         carts: queue.Queue[Cart | None],
         progress: EngineProgress,
         tally: ServingTally,
+        headers: dict[str, str],
     ) -> None:
         super().__init__(daemon=True)
+        self.headers = headers
         self.url, self.model, self.fields = url, model, fields
         self.carts, self.progress, self.tally = carts, progress, tally
 
@@ -226,7 +228,7 @@ class _Client(threading.Thread):
                         f"/predict/{self.model}",
                         params={"at": iso_ms(cart.t_ms)},
                         json=body,
-                        headers={"X-Request-ID": cart.event_id},
+                        headers={**self.headers, "X-Request-ID": cart.event_id},
                     )
                     if reply.status_code != 200:
                         error = f"{reply.status_code} {reply.text[:200]}"
@@ -241,6 +243,7 @@ def run_live(
     *,
     url: str,
     model: str,
+    headers: dict[str, str] | None = None,
     seconds: float,
     speed: float,
     engine_settings: EngineSettings,
@@ -277,7 +280,7 @@ def run_live(
         threading.Thread(target=run_engine, daemon=True),
         threading.Thread(target=lambda: validator.run(stop=stop_validator), daemon=True),
     ]
-    clients = [_Client(url, model, fields, carts, progress, tally) for _ in range(CLIENTS)]
+    clients = [_Client(url, model, fields, carts, progress, tally, headers or {}) for _ in range(CLIENTS)]
     try:
         for thread in threads:
             thread.start()

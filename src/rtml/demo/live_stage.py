@@ -5,6 +5,7 @@ from __future__ import annotations
 from rtml.demo.live import LiveResult, ServingTally, live_speed, run_live
 from rtml.demo.logs import file_logger
 from rtml.demo.runner import DemoContext
+from rtml.demo.scale import Gateway
 from rtml.demo.serving import DemoServer
 from rtml.demo.stream import LiveTraffic, iso_ms
 from rtml.progress import progress_bar
@@ -24,6 +25,10 @@ def serve_stage(ctx: DemoContext) -> None:
         for name, status in (models.items() if isinstance(models, dict) else [])
     )
     ctx.console.print(f"server {server.url} ready: {served}")
+    gateway: Gateway | None = ctx.artifacts.get("gateway")
+    if gateway is not None:
+        gateway.wait_up()
+        ctx.console.print(f"NGINX gateway {gateway.url} up: predictions go through it (X-API-Key)")
 
 
 def live_stage(ctx: DemoContext) -> None:
@@ -36,11 +41,14 @@ def live_stage(ctx: DemoContext) -> None:
     opts = ctx.options
     traffic: LiveTraffic = ctx.artifacts["traffic"]
     speed = live_speed(traffic.span_ms, opts.live_seconds)
+    gateway: Gateway | None = ctx.artifacts.get("gateway")
+    url = server.url if gateway is None else gateway.url
+    headers = {} if gateway is None else {"X-API-Key": gateway.api_key}
     ctx.console.print(
         f"simulated clock from {iso_ms(traffic.start_ms)}, x{speed:,.0f} "
         f"({traffic.span_ms / 3_600_000:.1f} simulated hours in {opts.live_seconds:g} s): "
         f"{len(traffic.lines):,} events, a prediction for each cart "
-        f"(POST {server.url}/predict/{outcome.report.model}?at=<cart time>)"
+        f"(POST {url}/predict/{outcome.report.model}?at=<cart time>)"
     )
     with progress_bar(ctx.console) as progress:
         task = progress.add_task("live", total=len(traffic.lines))
@@ -56,7 +64,8 @@ def live_stage(ctx: DemoContext) -> None:
             live = run_live(
                 project,
                 traffic,
-                url=server.url,
+                url=url,
+                headers=headers,
                 model=outcome.report.model,
                 seconds=opts.live_seconds,
                 speed=speed,

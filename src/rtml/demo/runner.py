@@ -29,6 +29,8 @@ class DemoOptions:
     live_seconds: float = 30.0
     live_hours: float = 24.0  # simulated hours of live traffic (the clock's speed follows)
     trials: int = 8
+    scale: bool = False  # the scale-out backends (rtml.scale.yaml; rtml.demo.scale)
+    cleanup: bool = False  # --scale: delete what the run created on the servers at the end
 
 
 @dataclass

@@ -18,6 +18,7 @@ from rtml.demo.logs import file_logger
 from rtml.demo.monitoring import monitor_stage
 from rtml.demo.report import report_stage
 from rtml.demo.runner import DemoContext, Stage
+from rtml.demo.scale import Gateway, backends, index_stage, own_champion, scale_project_stage
 from rtml.demo.stream import iso_ms
 from rtml.demo.training import train_stage
 from rtml.progress import progress_bar, tracked
@@ -38,6 +39,7 @@ def project_stage(ctx: DemoContext) -> None:
         shutil.rmtree(project.data_dir)  # the demo always starts from an empty pipeline
     plan = apply_project(project, dry_run=False)
     ctx.project = project
+    ctx.summary.backends = backends(project)
     views = len(project.definitions.feature_views)
     ctx.console.print(
         f"applied {len(plan)} definitions: {views} feature views, "
@@ -175,7 +177,16 @@ def train_and_start_server(ctx: DemoContext) -> None:
         ctx.artifacts["server"] = server
         ctx.cleanups.append(server.stop)
         ctx.console.print(f"server starting at {server.url} in the background (log: {server.log_path})")
+        if ctx.options.scale:
+            upstream = server.url.removeprefix("http://")
+            gateway = Gateway.start(ctx.require_project(), upstream)
+            ctx.artifacts["gateway"] = gateway
+            ctx.cleanups.append(gateway.stop)
+            ctx.summary.backends["gateway"] = "nginx"
+            ctx.console.print(f"NGINX gateway at {gateway.url} in front of {upstream} ({gateway.conf})")
     train_stage(ctx)
+    if ctx.options.scale:
+        own_champion(ctx)
 
 
 STAGES: list[tuple[str, Stage]] = [
@@ -183,6 +194,21 @@ STAGES: list[tuple[str, Stage]] = [
     ("generate", generate_stage),
     ("ingest", ingest_stage),
     ("validate", validate_stage),
+    ("features", features_stage),
+    ("train", train_and_start_server),
+    ("serve", serve_stage),
+    ("live", live_stage),
+    ("monitor", monitor_stage),
+    ("report", report_stage),
+]
+
+# rtml demo --scale: the same stages on the scale-out backends, and the dead-letter indexer.
+SCALE_STAGES: list[tuple[str, Stage]] = [
+    ("project", scale_project_stage),
+    ("generate", generate_stage),
+    ("ingest", ingest_stage),
+    ("validate", validate_stage),
+    ("index", index_stage),
     ("features", features_stage),
     ("train", train_and_start_server),
     ("serve", serve_stage),

@@ -55,12 +55,23 @@ class MonitoringSummary:
 
 
 @dataclass
+class DeadLettersSummary:
+    """``rtml demo --scale`` only: dead letters in the Kafka topic and searchable in OpenSearch."""
+
+    topic: int | None = None
+    indexed: int | None = None
+
+
+@dataclass
 class DemoSummary:
     events: EventsSummary = field(default_factory=EventsSummary)
     features: FeaturesSummary = field(default_factory=FeaturesSummary)
     training: TrainingSummary = field(default_factory=TrainingSummary)
     serving: ServingSummary = field(default_factory=ServingSummary)
     monitoring: MonitoringSummary = field(default_factory=MonitoringSummary)
+    dead_letters: DeadLettersSummary = field(default_factory=DeadLettersSummary)
+    # The backend type of every role (event_log: kafka, ...), from the project's settings.
+    backends: dict[str, str] = field(default_factory=dict)
     wall_seconds: float | None = None
     # Which stages ran, in order, with their wall time (not part of DESIGN's keys).
     stages: dict[str, float] = field(default_factory=dict)
