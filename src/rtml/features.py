@@ -8,8 +8,10 @@ documented defaults (``count``/``count_distinct``/``sum`` 0, the others ``None``
 values as a key with no events. See docs/online-store.md.
 
 The store holds one state blob per (view, key) (:mod:`rtml.backends.online_store`); a read
-turns it into values at ``at`` with :class:`~rtml.core.aggregation.StateReader`, the same
-code the engine's runtime reads with. All rows' keys of a view are fetched with one
+turns it into the chosen features' values at ``at`` with a
+:class:`~rtml.core.aggregation.fastread.FastStateReader` per view (compiled once per plan;
+it gives what the general :class:`~rtml.core.aggregation.StateReader` gives, and keeps the
+last decoded states by their bytes). All rows' keys of a view are fetched with one
 ``read`` call. ``at`` defaults to now (UTC) and may be any time the state covers: an
 earlier one raises :class:`~rtml.core.aggregation.NotCoveredError`. A view whose stored
 state was built by another definition raises :class:`~rtml.core.aggregation.StaleStateError`
@@ -24,12 +26,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 from rtml.backends.online_store import Key, OnlineStore
 from rtml.backends.online_store.factory import open_online_store
 from rtml.core.aggregation import StaleStateError, StateReader, empty_values
+from rtml.core.aggregation.fastread import FastStateReader
 from rtml.core.sqleval import compile_expression
 from rtml.definitions.feature_view import FeatureRef, FeatureView
 from rtml.definitions.model import Model
@@ -60,6 +64,8 @@ class _ViewRead:
     keys: tuple[tuple[str, str], ...]  # (join key, schema kind)
     features: tuple[tuple[str, str], ...]  # (feature, qualified name)
     defaults: dict[str, Any]
+    fast: FastStateReader  # reads the features (in order) from a state blob
+    qualified: tuple[str, ...]  # the features' qualified names, in order
 
 
 @dataclass(frozen=True)
@@ -122,7 +128,7 @@ class OnlineFeatures:
         self, plan: ReadPlan, entity_rows: Sequence[Mapping[str, Any]], at: At = None
     ) -> list[dict[str, Any]]:
         t_ms = at_millis(at)
-        rows = [dict(r) if isinstance(r, Mapping) else _not_a_row(i, r) for i, r in enumerate(entity_rows)]
+        rows = [r if isinstance(r, Mapping) else _not_a_row(i, r) for i, r in enumerate(entity_rows)]
         out: list[dict[str, Any]] = [{} for _ in rows]
         missing: list[list[str]] = [[] for _ in rows]
         keys = {vr.view.name: [_key_of(vr, row, i) for i, row in enumerate(rows)] for vr in plan.views}
@@ -133,23 +139,23 @@ class OnlineFeatures:
         for vr in plan.views:
             name = vr.view.name
             found_blobs = blobs[name]
-            values: dict[tuple[Any, ...], dict[str, Any]] = {}
+            qualified, fast = vr.qualified, vr.fast
+            values: dict[tuple[Any, ...], list[Any]] = {}
             for i, key in enumerate(keys[name]):
-                blob = found_blobs[key]
                 found = values.get(key)
                 if found is None:
-                    found = values[key] = vr.defaults if blob is None else vr.reader.read(blob, t_ms)
-                if blob is None:
+                    blob = found_blobs[key]
+                    found = values[key] = fast.defaults if blob is None else fast.read(blob, t_ms)
+                if found is fast.defaults:
                     missing[i].append(name)
-                target = out[i]
-                for feature, qualified in vr.features:
-                    target[qualified] = found[feature]
-        for i, row in enumerate(rows):
-            if plan.request or plan.on_demand:
+                out[i].update(zip(qualified, found, strict=True))
+        if plan.request or plan.on_demand:
+            for i, row in enumerate(rows):
                 context = {**out[i], **_request_of(plan, row, i)}
                 for name, fn in plan.on_demand:
                     out[i][name] = fn(context)
-            out[i][MISSING] = missing[i]
+        for i, target in enumerate(out):
+            target[MISSING] = missing[i]
         return out
 
     def _check_fingerprint(self, store: OnlineStore, vr: _ViewRead) -> None:
@@ -233,14 +239,26 @@ class MultiViewRead(Protocol):
     def read_many(self, requests: Mapping[str, Sequence[Key]]) -> dict[str, list[bytes | None]]: ...
 
 
+def _multi_view(store: OnlineStore) -> bool:
+    """Whether ``store`` reads several views at once (a runtime protocol check is slow: the
+    class is looked at once per type; an instance only where its class makes attributes up)."""
+    by_class, dynamic = _store_kind(type(store))
+    return by_class or (dynamic and isinstance(store, MultiViewRead))
+
+
+@lru_cache(maxsize=64)
+def _store_kind(kind: type) -> tuple[bool, bool]:
+    return callable(getattr(kind, "read_many", None)), hasattr(kind, "__getattr__")
+
+
 def _fetch(
     store: OnlineStore, requests: dict[str, list[tuple[Any, ...]]]
 ) -> dict[str, dict[tuple[Any, ...], bytes | None]]:
     """The blob of each view's keys: one ``read_many`` where the store has it, else one
     ``read`` per view."""
     wanted = {view: keys for view, keys in requests.items() if keys}
-    if isinstance(store, MultiViewRead):
-        got = store.read_many(wanted)
+    if _multi_view(store):
+        got = cast(MultiViewRead, store).read_many(wanted)
     else:
         got = {view: store.read(view, keys) for view, keys in wanted.items()}
     return {
@@ -315,12 +333,15 @@ def _view_read(project: Project, view: FeatureView, features: list[str]) -> _Vie
         kinds.append((key, column.kind if column is not None else "other"))
     reader = StateReader(view)
     names = {f.name: f.qualified_name for f in view.features}
+    chosen = tuple(dict.fromkeys(features))
     return _ViewRead(
         view=view,
         reader=reader,
         keys=tuple(kinds),
-        features=tuple((f, names[f]) for f in dict.fromkeys(features)),
+        features=tuple((f, names[f]) for f in chosen),
         defaults=empty_values(reader.plan),
+        fast=FastStateReader(view, chosen),
+        qualified=tuple(names[f] for f in chosen),
     )
 
 

@@ -228,6 +228,23 @@ def test_many_rows_read_each_view_once(world: World, memory_store: OnlineStore) 
     assert dict(calls)["user_activity"] == len({r["user_id"] for r in rows})
 
 
+def test_batched_reads_equal_single_reads_and_repeated_reads(world: World, memory_store: OnlineStore) -> None:
+    """Keys repeated in a batch, unknown keys among known ones, and the same batch read again
+    (its states then decoded from the reader's cache) give what one-row reads give."""
+    rng = random.Random(3)
+    rows = [entity(r) for r in rng.sample(world.rows, 60)]
+    rows += rows[:10] + [{"user_id": 10**12, "product_id": rows[0]["product_id"], "price": None}]
+    rng.shuffle(rows)
+    with OnlineFeatures(world.project, memory_store) as reader:
+        for t in world.times(rng, 3):
+            at = from_millis(t)
+            batched = reader.get(MODEL, rows, at)
+            assert reader.get(MODEL, rows, at) == batched
+            with OnlineFeatures(world.project, memory_store) as fresh:
+                assert [fresh.get(MODEL, [row], at)[0] for row in rows] == batched
+            assert sum(1 for values in batched if values[MISSING]) == 1
+
+
 def test_a_stale_fingerprint_says_to_backfill(world: World, memory_store: OnlineStore) -> None:
     memory_store.set_fingerprint("product_stats", "0123456789abcdef")
     with pytest.raises(StaleStateError, match=r"product_stats.*rtml backfill"):
