@@ -30,9 +30,7 @@ import hashlib
 import logging
 import os
 import re
-import socket
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +38,7 @@ import ray
 from fastapi import FastAPI
 from ray import serve
 
+from rtml.backends.ray_support import check_reachable, first_line, quiet_loggers
 from rtml.backends.serving.base import base_url, wait_for_signal, wait_healthy
 from rtml.backends.serving.config import RayServeConfig
 from rtml.config import RtmlConfig
@@ -47,9 +46,7 @@ from rtml.errors import BackendUnavailableError, ConfigError
 from rtml.project import Project
 
 DEPLOYMENT = "rtml_server"
-CONNECT_TIMEOUT_S = 5.0
 HEALTHY_TIMEOUT_S = 60.0
-DEFAULT_PORTS = {"ray://": 10001, "": 6379}  # Ray Client server, GCS
 # Ray's session directory holds Unix sockets (at most 107 bytes of path): a temp dir longer
 # than this leaves no room for ``session_<date>_<pid>/sockets/plasma_store``.
 MAX_TEMP_DIR_LEN = 40
@@ -182,7 +179,7 @@ class RayServeServing:
             return
         address = self.config.address
         if address is not None and address != "auto":
-            _check_reachable(address)
+            check_reachable(address, "serving.address")
         kwargs: dict[str, Any] = {
             "include_dashboard": False,
             "logging_level": logging.WARNING,
@@ -205,7 +202,7 @@ class RayServeServing:
                     if address is None
                     else "start the cluster (`ray start --head`), or fix serving.address"
                 )
-                raise BackendUnavailableError(f"could not {where}: {_first_line(exc)}. Fix: {fix}") from None
+                raise BackendUnavailableError(f"could not {where}: {first_line(exc)}. Fix: {fix}") from None
         self._started_ray = address is None
 
     def _logs_hint(self, project: Project) -> str:
@@ -214,32 +211,9 @@ class RayServeServing:
         return "the Ray cluster's session_latest/logs"
 
 
-def _check_reachable(address: str) -> None:
-    """Fail in seconds, not Ray's minutes of retries, when nothing listens at ``address``."""
-    scheme = "ray://" if address.startswith("ray://") else ""
-    hostport = address[len(scheme) :]
-    host, _, port = hostport.rpartition(":") if ":" in hostport else (hostport, "", "")
-    try:
-        with socket.create_connection((host, int(port or DEFAULT_PORTS[scheme])), CONNECT_TIMEOUT_S):
-            pass
-    except (OSError, ValueError) as exc:
-        raise BackendUnavailableError(
-            f"cannot reach the Ray cluster at {address!r}: {exc}. Fix: start it (`ray start --head`), "
-            "fix serving.address, or leave serving.address unset for a local Ray"
-        ) from None
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
+def _quiet() -> contextlib.AbstractContextManager[None]:
     """No Ray banners or Serve INFO lines on the console (errors still reach the caller)."""
-    saved = {name: logging.getLogger(name).level for name in _QUIET_LOGGERS}
-    for name in _QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        for name, level in saved.items():
-            logging.getLogger(name).setLevel(level)
+    return quiet_loggers(_QUIET_LOGGERS, logging.ERROR)
 
 
 def _reason(error: object) -> str:
@@ -250,8 +224,3 @@ def _reason(error: object) -> str:
     if lines and _EXCEPTION_LINE.match(lines[-1]):
         return lines[-1]
     return lines[0] if lines else type(error).__name__
-
-
-def _first_line(error: object) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

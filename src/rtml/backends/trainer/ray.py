@@ -16,7 +16,6 @@ import functools
 import logging
 import os
 import shutil
-import socket
 import tempfile
 import time
 import uuid
@@ -27,6 +26,7 @@ import numpy as np
 import ray
 from ray import tune
 
+from rtml.backends.ray_support import check_reachable, first_line, quiet_loggers
 from rtml.backends.trainer.base import TrainingData, TrialProgress, TuneRequest, TuneResult
 from rtml.backends.trainer.config import RayTrainerConfig
 from rtml.backends.trainer.local import METRIC_FUNCTIONS, MIN_STARTUP_TRIALS, predict
@@ -36,8 +36,6 @@ from rtml.definitions.model import Choice, IntParam, SearchParam
 from rtml.errors import BackendUnavailableError, ConfigError, InvalidInputError
 
 CHECKPOINT_FILE = "model.ubj"
-CONNECT_TIMEOUT_S = 5.0
-DEFAULT_PORTS = {"ray://": 10001, "": 6379}  # Ray Client server, GCS
 # Set in each trial's driver; Ray Train passes them on to its controller and workers. Ray
 # Train V2 (the default in Ray 2.60), whose controller takes one report per health-check
 # poll: 2 s by default, which would make a small trial wait seconds per report.
@@ -163,7 +161,7 @@ class RayTrainer:
             return
         address = self.config.address
         if address is not None and address != "auto":
-            _check_reachable(address)
+            check_reachable(address, "trainer.address")
         options: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
         if address is None:  # one CPU slot per core; the dashboard only on loopback (see below)
             options |= {
@@ -182,7 +180,7 @@ class RayTrainer:
                     if address is None
                     else "start the cluster (`ray start --head`), or fix trainer.address"
                 )
-                raise BackendUnavailableError(f"could not {where}: {_first_line(exc)}. Fix: {fix}") from None
+                raise BackendUnavailableError(f"could not {where}: {first_line(exc)}. Fix: {fix}") from None
 
     def close(self) -> None:
         if self._started and ray.is_initialized():
@@ -400,41 +398,17 @@ def _read_checkpoint(storage: str, checkpoint_path: str) -> bytes:
         return bytes(stream.read())
 
 
-def _check_reachable(address: str) -> None:
-    """Fail in seconds, not Ray's minutes of retries, when nothing listens at ``address``."""
-    scheme = "ray://" if address.startswith("ray://") else ""
-    hostport = address[len(scheme) :]
-    host, _, port = hostport.rpartition(":") if ":" in hostport else (hostport, "", "")
-    try:
-        with socket.create_connection((host, int(port or DEFAULT_PORTS[scheme])), CONNECT_TIMEOUT_S):
-            pass
-    except (OSError, ValueError) as exc:
-        raise BackendUnavailableError(
-            f"cannot reach the Ray cluster at {address!r}: {exc}. Fix: start it (`ray start --head`), "
-            "fix trainer.address, or leave trainer.address unset for a local Ray"
-        ) from None
-
-
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     """No Ray banners, progress tables or trial tracebacks on the console: a failure reaches
     the caller as an exception (trial errors as the first trial's message)."""
-    saved = {name: logging.getLogger(name).level for name in _QUIET_LOGGERS}
     previous = os.environ.get("RAY_AIR_NEW_OUTPUT")
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # the new output engine ignores verbose=0
-    for name in _QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
-        yield
+        with quiet_loggers(_QUIET_LOGGERS, logging.CRITICAL):
+            yield
     finally:
-        for name, level in saved.items():
-            logging.getLogger(name).setLevel(level)
         if previous is None:
             os.environ.pop("RAY_AIR_NEW_OUTPUT", None)
         else:
             os.environ["RAY_AIR_NEW_OUTPUT"] = previous
-
-
-def _first_line(error: object) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
