@@ -214,7 +214,7 @@ def test_postgres_recovers_after_losing_its_connection(opener: Opener, store: Sc
     import psycopg
 
     store.set_config(None, "FULL")
-    pid = store._conn.info.backend_pid  # type: ignore[attr-defined]  # only this store's session
+    pid = store._pg._conn.info.backend_pid  # type: ignore[attr-defined]  # only this store's session
     with psycopg.connect(PG_URL, autocommit=True, connect_timeout=5) as admin:
         killed = admin.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()
     assert killed == (True,)

@@ -10,9 +10,7 @@ and ``INSERT ... ON CONFLICT (event_id) DO NOTHING`` from it, in one transaction
 from __future__ import annotations
 
 import io
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import ClassVar
 
 import psycopg
@@ -22,7 +20,7 @@ import pyarrow.csv as pa_csv
 from rtml.backends.offline_store import arrow
 from rtml.backends.offline_store.base import OfflineStoreError, Progress, SourceStats, StoredEvent
 from rtml.backends.offline_store.config import PostgresOfflineStoreConfig
-from rtml.backends.postgres_support import close_quietly, connect, redact, translated_errors
+from rtml.backends.postgres_support import PgSession
 from rtml.core.pit import (
     SPINE_ROW,
     SPINE_TABLE,
@@ -46,10 +44,16 @@ class PostgresOfflineStore:
     def __init__(self, config: PostgresOfflineStoreConfig) -> None:
         self._config = config
         self._ns = config.namespace  # matches an identifier pattern (the config checks it)
-        self._lock = threading.Lock()
-        self._conn: psycopg.Connection | None = None
         self._created: set[str] = set()
-        self._where = redact(config.url)
+        self._pg = PgSession(
+            config.url,
+            connect_timeout_s=config.connect_timeout_s,
+            statement_timeout_s=config.statement_timeout_s,
+            what="offline store",
+            setting="offline_store.url",
+            error=OfflineStoreError,
+            on_error=self._created.clear,  # a failed DDL transaction may have created nothing
+        )
 
     def qualified(self, table: EventTable) -> str:
         return f"{self._ns}.{table.name}"
@@ -64,7 +68,7 @@ class PostgresOfflineStore:
         # unquoted empty field, an empty string a quoted one (PostgreSQL's CSV rules).
         payload = io.BytesIO()
         pa_csv.write_csv(batch, payload, pa_csv.WriteOptions(include_header=False, quoting_style="needed"))
-        with self._transaction() as cur:
+        with self._pg.transaction() as cur:
             self._ensure(cur, table)
             cur.execute(f"CREATE TEMP TABLE rtml_batch (LIKE {self.qualified(table)}) ON COMMIT DROP")
             with cur.copy(f"COPY rtml_batch ({columns}) FROM STDIN WITH (FORMAT csv)") as copy:
@@ -86,7 +90,7 @@ class PostgresOfflineStore:
             args.append(end_ms)
         where = "WHERE " + " AND ".join(clauses) if clauses else ""
         columns = ", ".join(f'"{c}"' for c in table.column_names)
-        with self._transaction() as cur:
+        with self._pg.transaction() as cur:
             self._ensure(cur, table)
             cur.execute(
                 f"SELECT {columns} FROM {self.qualified(table)} {where} ORDER BY {TS_MS}, event_id", args
@@ -100,7 +104,7 @@ class PostgresOfflineStore:
         )
 
     def stats(self, table: EventTable) -> SourceStats:
-        with self._transaction() as cur:
+        with self._pg.transaction() as cur:
             self._ensure(cur, table)
             cur.execute(f"SELECT COUNT(*), MIN({TS_MS}), MAX({TS_MS}) FROM {self.qualified(table)}")
             row = cur.fetchone()
@@ -125,7 +129,7 @@ class PostgresOfflineStore:
             plan, "postgres", tables=tables, spine=source, include_incomplete=include_incomplete
         )
         timeout_ms = int(self._config.build_timeout_s * 1000)
-        with self._transaction() as cur:
+        with self._pg.transaction() as cur:
             for table in {plan.label.table, *(g.table for g in plan.groups)}:
                 self._ensure(cur, table)
             cur.execute(f"SET LOCAL statement_timeout = {timeout_ms}")
@@ -139,8 +143,7 @@ class PostgresOfflineStore:
         return arrow.finish(arrow.rows_to_table(rows, names, plan, source), plan, source)
 
     def close(self) -> None:
-        with self._lock:
-            self._drop()
+        self._pg.close()
 
     # -- helpers ----------------------------------------------------------------------
     def _bind_spine(
@@ -165,43 +168,6 @@ class PostgresOfflineStore:
         cur.execute(table.ddl("postgres", self.qualified(table)))
         cur.execute(f"CREATE INDEX IF NOT EXISTS {table.name}_ts ON {self.qualified(table)} ({TS_MS})")
         self._created.add(table.name)
-
-    @contextmanager
-    def _transaction(self) -> Iterator[psycopg.Cursor]:
-        with (
-            self._lock,
-            translated_errors(
-                what="offline store",
-                where=self._where,
-                setting="offline_store.url",
-                error=OfflineStoreError,
-                on_failure=self._failed,
-            ),
-        ):
-            conn = self._connection()
-            with conn.transaction(), conn.cursor() as cur:
-                yield cur
-
-    def _failed(self, unavailable: bool) -> None:
-        if unavailable or (self._conn is not None and self._conn.broken):
-            self._drop()
-        if not unavailable:
-            self._created.clear()  # a failed DDL transaction may have created nothing
-
-    def _connection(self) -> psycopg.Connection:
-        if self._conn is not None and not self._conn.closed and not self._conn.broken:
-            return self._conn
-        self._drop()
-        self._conn = connect(
-            self._config.url,
-            connect_timeout_s=self._config.connect_timeout_s,
-            statement_timeout_s=self._config.statement_timeout_s,
-        )
-        return self._conn
-
-    def _drop(self) -> None:
-        close_quietly(self._conn)
-        self._conn = None
 
 
 def _arrow_of(table: EventTable, column: str) -> pa.DataType:

@@ -9,14 +9,12 @@ Labels join on the keys and ``ts``, e.g. ``(keys->>'user_id')::bigint``.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 import psycopg
 import pyarrow as pa
 
-from rtml.backends.postgres_support import close_quietly, connect, redact, translated_errors
+from rtml.backends.postgres_support import PgSession
 from rtml.backends.prediction_log.base import ARROW_SCHEMA, PredictionRecord, to_json
 from rtml.backends.prediction_log.config import PostgresPredictionLogConfig
 from rtml.errors import RtmlError
@@ -35,15 +33,22 @@ class PostgresPredictionLog:
         self._config = config
         self._url = config.url or DEFAULT_URL
         self.table = f"{config.namespace}.{config.table}"
-        self._lock = threading.Lock()
-        self._conn: psycopg.Connection | None = None
         self._created = False
-        self._where = redact(self._url)
+        self._pg = PgSession(
+            self._url,
+            connect_timeout_s=config.connect_timeout_s,
+            statement_timeout_s=config.statement_timeout_s,
+            what="prediction log",
+            setting="server.predict.log.backend.url",
+            error=PredictionLogError,
+            on_connect=self._forget_table,
+            on_error=self._forget_table,
+        )
 
     def write(self, records: Sequence[PredictionRecord]) -> None:
         if not records:
             return
-        with self._transaction() as cur:
+        with self._pg.transaction() as cur:
             self._ensure(cur)
             columns = "request_id, model, version, ts, keys, request, features, missing, score"
             with cur.copy(f"COPY {self.table} ({columns}) FROM STDIN") as copy:
@@ -63,7 +68,7 @@ class PostgresPredictionLog:
                     )
 
     def read(self, model: str | None = None) -> pa.Table:
-        with self._transaction() as cur:
+        with self._pg.transaction() as cur:
             self._ensure(cur)
             where, args = ("WHERE model = %s", [model]) if model is not None else ("", [])
             cur.execute(
@@ -84,8 +89,11 @@ class PostgresPredictionLog:
         )
 
     def close(self) -> None:
-        with self._lock:
-            self._drop()
+        self._pg.close()
+
+    def _forget_table(self, *_: object) -> None:
+        """A new connection or a failed statement: check the table again before writing."""
+        self._created = False
 
     # -- connection -------------------------------------------------------------------
 
@@ -101,41 +109,3 @@ class PostgresPredictionLog:
         )
         cur.execute(f"CREATE INDEX IF NOT EXISTS {self._config.table}_model_ts ON {self.table} (model, ts)")
         self._created = True
-
-    @contextmanager
-    def _transaction(self) -> Iterator[psycopg.Cursor]:
-        with (
-            self._lock,
-            translated_errors(
-                what="prediction log",
-                where=self._where,
-                setting="server.predict.log.backend.url",
-                error=PredictionLogError,
-                on_failure=self._failed,
-            ),
-        ):
-            conn = self._connection()
-            with conn.transaction(), conn.cursor() as cur:
-                yield cur
-
-    def _failed(self, unavailable: bool) -> None:
-        if unavailable or (self._conn is not None and self._conn.broken):
-            self._drop()
-        if not unavailable:
-            self._created = False
-
-    def _connection(self) -> psycopg.Connection:
-        if self._conn is not None and not self._conn.closed and not self._conn.broken:
-            return self._conn
-        self._drop()
-        self._conn = connect(
-            self._url,
-            connect_timeout_s=self._config.connect_timeout_s,
-            statement_timeout_s=self._config.statement_timeout_s,
-        )
-        self._created = False
-        return self._conn
-
-    def _drop(self) -> None:
-        close_quietly(self._conn)
-        self._conn = None

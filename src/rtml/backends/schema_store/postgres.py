@@ -7,14 +7,12 @@ while PostgreSQL is down answers "store unavailable" quickly (``connect_timeout_
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 import psycopg
 from psycopg import errors as pg_errors
 
-from rtml.backends.postgres_support import close_quietly, connect, redact, translated_errors
+from rtml.backends.postgres_support import PgSession
 from rtml.backends.schema_store.base import (
     SchemaStoreError,
     StoredSchema,
@@ -56,12 +54,19 @@ class PostgresSchemaStore:
     def __init__(self, config: PostgresSchemaRegistryConfig) -> None:
         self._config = config
         self._ns = config.namespace  # checked against an identifier pattern by the config
-        self._lock = threading.Lock()
-        self._conn: psycopg.Connection | None = None
-        self._where = redact(config.url)
+        self._pg = PgSession(
+            config.url,
+            connect_timeout_s=config.connect_timeout_s,
+            statement_timeout_s=config.statement_timeout_s,
+            what="schema store",
+            setting="schema_registry.url",
+            error=SchemaStoreError,
+            passthrough=(pg_errors.UniqueViolation,),
+            on_connect=self._create_tables,
+        )
 
     def put_schema(self, schema_type: str, text: str, fingerprint: str) -> int:
-        with self._transaction() as cur:
+        with self._pg.transaction() as cur:
             cur.execute(f"SELECT id FROM {self._ns}.schemas WHERE fingerprint = %s", (fingerprint,))
             row = cur.fetchone()
             if row is None:
@@ -77,11 +82,11 @@ class PostgresSchemaStore:
                     cur.execute(f"SELECT id FROM {self._ns}.schemas WHERE fingerprint = %s", (fingerprint,))
                     row = cur.fetchone()
             if row is None:
-                raise SchemaStoreError(f"schema store {self._where}: schema vanished while registering")
+                raise SchemaStoreError(f"schema store {self._pg.where}: schema vanished while registering")
             return int(row[0])
 
     def get_schema(self, schema_id: int) -> StoredSchema | None:
-        with self._transaction() as cur:
+        with self._pg.transaction() as cur:
             cur.execute(
                 f"SELECT id, schema_type, text, fingerprint FROM {self._ns}.schemas WHERE id = %s",
                 (schema_id,),
@@ -99,7 +104,7 @@ class PostgresSchemaStore:
             clauses.append("schema_id = %s")
             args.append(schema_id)
         where = "WHERE " + " AND ".join(clauses) if clauses else ""
-        with self._transaction() as cur:
+        with self._pg.transaction() as cur:
             cur.execute(
                 f"SELECT subject, version, schema_id, deleted FROM {self._ns}.versions {where} "
                 "ORDER BY subject, version",
@@ -110,7 +115,7 @@ class PostgresSchemaStore:
 
     def add_version(self, subject: str, version: int, schema_id: int) -> None:
         try:
-            with self._transaction() as cur:
+            with self._pg.transaction() as cur:
                 cur.execute(
                     f"INSERT INTO {self._ns}.versions (subject, version, schema_id) VALUES (%s, %s, %s)",
                     (subject, version, schema_id),
@@ -125,11 +130,11 @@ class PostgresSchemaStore:
             statement = (
                 f"UPDATE {self._ns}.versions SET deleted = true WHERE subject = %s AND version = ANY(%s)"
             )
-        with self._transaction() as cur:
+        with self._pg.transaction() as cur:
             cur.execute(statement, (subject, list(versions)))
 
     def get_config(self, subject: str | None) -> str | None:
-        with self._transaction() as cur:
+        with self._pg.transaction() as cur:
             cur.execute(
                 f"SELECT compatibility FROM {self._ns}.configs WHERE scope = %s AND subject = %s",
                 _scope(subject),
@@ -138,7 +143,7 @@ class PostgresSchemaStore:
         return None if row is None else str(row[0])
 
     def set_config(self, subject: str | None, level: str | None) -> None:
-        with self._transaction() as cur:
+        with self._pg.transaction() as cur:
             if level is None:
                 cur.execute(
                     f"DELETE FROM {self._ns}.configs WHERE scope = %s AND subject = %s", _scope(subject)
@@ -151,54 +156,12 @@ class PostgresSchemaStore:
                 )
 
     def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        self._pg.close()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[psycopg.Cursor]:
-        with (
-            self._lock,
-            translated_errors(
-                what="schema store",
-                where=self._where,
-                setting="schema_registry.url",
-                error=SchemaStoreError,
-                on_failure=self._failed,
-                passthrough=(pg_errors.UniqueViolation,),
-            ),
-        ):
-            conn = self._connection()
-            with conn.transaction(), conn.cursor() as cur:
-                yield cur
-
-    def _failed(self, unavailable: bool) -> None:
-        if unavailable or (self._conn is not None and self._conn.broken):
-            self._drop()
-
-    def _connection(self) -> psycopg.Connection:
-        if self._conn is not None and not self._conn.closed and not self._conn.broken:
-            return self._conn
-        self._drop()
-        conn = connect(
-            self._config.url,
-            connect_timeout_s=self._config.connect_timeout_s,
-            statement_timeout_s=self._config.statement_timeout_s,
-        )
-        try:
-            with conn.transaction(), conn.cursor() as cur:
-                cur.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
-                cur.execute(_DDL.format(ns=self._ns))  # ns matches an identifier pattern
-        except BaseException:
-            conn.close()
-            raise
-        self._conn = conn
-        return conn
-
-    def _drop(self) -> None:
-        close_quietly(self._conn)
-        self._conn = None
+    def _create_tables(self, conn: psycopg.Connection) -> None:
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+            cur.execute(_DDL.format(ns=self._ns))  # ns matches an identifier pattern
 
 
 def _scope(subject: str | None) -> tuple[str, str]:
