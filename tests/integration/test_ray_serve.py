@@ -255,15 +255,21 @@ def test_the_replica_follows_a_promotion_and_a_rollback(stack: Stack) -> None:
         served.append((rid, reply.json()["version"], reply.json()["score"]))
         return str(reply.json()["version"])
 
+    def peer_version() -> str:
+        return str(scores(stack.uvicorn_url, stack, [row])[0]["version"])
+
     with httpx.Client(base_url=stack.ray_url, timeout=30) as client:
         assert ray_version(client) == "1"
         promote(stack.project, MODEL, "2", force=True)
         wait_until(lambda: ray_version(client) == "2", 30, "Ray Serve serving version 2")
+        # The uvicorn peer polls the alias on its own clock: wait for it too before comparing.
+        wait_until(lambda: peer_version() == "2", 30, "the uvicorn peer serving version 2")
         peer = scores(stack.uvicorn_url, stack, [row])[0]
         assert peer["version"] == "2" and served[-1][2] == pytest.approx(peer["score"], rel=1e-12)
         assert served[-1][2] != pytest.approx(served[0][2], rel=1e-6)  # another model, another score
         promote(stack.project, MODEL, "1", force=True)  # back, for the other tests
         wait_until(lambda: ray_version(client) == "1", 30, "Ray Serve back on version 1")
+        wait_until(lambda: peer_version() == "1", 30, "the uvicorn peer back on version 1")
     versions = [v for _, v, _ in served]
     assert [v for i, v in enumerate(versions) if i == 0 or versions[i - 1] != v] == ["1", "2", "1"]
 
