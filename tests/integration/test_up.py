@@ -11,24 +11,21 @@ was produced, and the offline store holds each valid event once).
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
+from tests.integration.up_support import alive, free_port, produce, since_up, start_up, status, stop_up, wait
 
 from rtml.apply import apply_project
-from rtml.datagen import generate, to_log_record
+from rtml.datagen import generate
 from rtml.offline import event_tables, offline_store
-from rtml.project import RAW_EVENTS, Project
+from rtml.project import Project
 from rtml.services.engine import EngineService
 from rtml.services.logging import service_logger
 from rtml.services.supervisor.children import Child
@@ -45,15 +42,6 @@ pytestmark = pytest.mark.integration
 MODEL = "purchase_1h"
 CLOCK = "2019-10-20T00:00:00Z"  # after the generated stream
 FIRST, SECOND, THIRD = 12_000, 3_000, 2_000
-GRACE_S = 40  # up.grace_period's default (20 s) per child, with room for a slow machine
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _project(tmp_path: Path, port: int) -> Project:
@@ -70,72 +58,8 @@ def _project(tmp_path: Path, port: int) -> Project:
     return Project.load(root, environ={})
 
 
-def _produce(project: Project, lines: list[bytes]) -> None:
-    log = project.event_log()
-    try:
-        log.produce(project.topic(RAW_EVENTS), [to_log_record(line) for line in lines])
-        log.flush()
-    finally:
-        log.close()
-
-
-def _status(project: Project) -> dict[str, Any]:
-    path = project.root / project.data_dir / "up" / "status.json"
-    try:
-        return dict(json.loads(path.read_text()))
-    except (OSError, ValueError):
-        return {}
-
-
-def _wait(
-    check: Callable[[], Any], timeout: float, what: str, up: subprocess.Popen[bytes] | None = None
-) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if up is not None and up.poll() is not None:
-            raise AssertionError(f"rtml up ended (exit {up.returncode}) while waiting for {what}")
-        try:
-            got = check()
-        except (httpx.HTTPError, OSError, KeyError, TypeError):
-            got = None
-        if got:
-            return got
-        time.sleep(0.3)
-    raise AssertionError(f"{what}: not within {timeout:.0f}s")
-
-
-def _start_up(project: Project, out: Path, *extra: str) -> subprocess.Popen[bytes]:
-    # `python -m rtml.cli.up_cmd` is `rtml up` (it registers the command when main.py does not).
-    argv = [sys.executable, "-m", "rtml.cli.up_cmd", "--project", str(project.root), *extra]
-    with out.open("ab") as f:
-        return subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT)  # noqa: S603
-
-
-def _stop_up(up: subprocess.Popen[bytes], out: Path) -> int:
-    up.send_signal(signal.SIGINT)
-    try:
-        return up.wait(GRACE_S * 2)
-    except subprocess.TimeoutExpired:
-        up.kill()
-        raise AssertionError(f"rtml up did not stop on SIGINT:\n{out.read_text()[-4000:]}") from None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is gone for our purposes (its parent, rtml up, has exited and init reaps it).
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().split(") ")[-1].startswith("Z"))
-
-
-def _since_up(project: Project, component: str) -> int:
-    return int(_status(project)["components"][component]["since_up"].get("events", 0))
-
-
 def test_up_runs_supervises_stops_and_resumes(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     project = _project(tmp_path, port)
     apply_project(project, dry_run=False)
     generation = generate(FIRST + SECOND + THIRD, seed=11)
@@ -143,7 +67,7 @@ def test_up_runs_supervises_stops_and_resumes(tmp_path: Path) -> None:
     first, second, third = lines[:FIRST], lines[FIRST : FIRST + SECOND], lines[FIRST + SECOND :]
 
     # History: validated and featured before `up` (in this process), and a first champion.
-    _produce(project, first)
+    produce(project, first)
     ValidatorService(project).run(until_idle=True)
     EngineService(project).run(until_idle=True)
     valid_first = counts(project)["valid"]
@@ -151,17 +75,17 @@ def test_up_runs_supervises_stops_and_resumes(tmp_path: Path) -> None:
     assert outcome.version is not None
 
     out = tmp_path / "up.out"
-    up = _start_up(project, out, "--port", str(port), "--no-retrain")
+    up = start_up(project, out, "--port", str(port), "--no-retrain")
     try:
         url = f"http://127.0.0.1:{port}"
-        _wait(lambda: httpx.get(f"{url}/health", timeout=2).status_code == 200, 90, "/health", up)
+        wait(lambda: httpx.get(f"{url}/health", timeout=2).status_code == 200, 90, "/health", up)
 
         # New events while it runs: validated, then applied by the engine.
-        _produce(project, second)
-        _wait(lambda: _since_up(project, "validator") == SECOND, 60, "second batch validated", up)
+        produce(project, second)
+        wait(lambda: since_up(project, "validator") == SECOND, 60, "second batch validated", up)
         valid_now = counts(project)["valid"]
         valid_second = valid_now - valid_first
-        _wait(lambda: _since_up(project, "engine") == valid_second, 60, "second batch featured", up)
+        wait(lambda: since_up(project, "engine") == valid_second, 60, "second batch featured", up)
 
         page = httpx.get(f"{url}/ui", timeout=10)
         assert page.status_code == 200
@@ -172,7 +96,7 @@ def test_up_runs_supervises_stops_and_resumes(tmp_path: Path) -> None:
 
         cart = next(r for r in reversed(generation.truth) if r.event_id)
         request = {"user_id": cart.user_id, "product_id": cart.product_id, "price": 10.0}
-        reply = _wait(
+        reply = wait(
             lambda: (
                 (r := httpx.post(f"{url}/predict/{MODEL}", json=request, timeout=10)).status_code == 200 and r
             ),
@@ -185,11 +109,11 @@ def test_up_runs_supervises_stops_and_resumes(tmp_path: Path) -> None:
         assert str(body["version"]) == str(outcome.version.version)
 
         # kill -9 the engine: the supervisor starts a new one.
-        engine = _status(project)["components"]["engine"]
+        engine = status(project)["components"]["engine"]
         os.kill(engine["pid"], signal.SIGKILL)
-        restarted = _wait(
+        restarted = wait(
             lambda: (
-                (e := _status(project)["components"]["engine"])["restarts"] >= 1
+                (e := status(project)["components"]["engine"])["restarts"] >= 1
                 and e["state"] == "running"
                 and e["pid"] != engine["pid"]
                 and e
@@ -200,13 +124,13 @@ def test_up_runs_supervises_stops_and_resumes(tmp_path: Path) -> None:
         )
         assert restarted["last_exit"] == -signal.SIGKILL
 
-        children = [c["pid"] for c in _status(project)["components"].values() if c["pid"]]
-        assert _stop_up(up, out) == 0, out.read_text()[-4000:]
+        children = [c["pid"] for c in status(project)["components"].values() if c["pid"]]
+        assert stop_up(up, out) == 0, out.read_text()[-4000:]
     finally:
         if up.poll() is None:
             up.kill()
-    assert _status(project)["state"] == "stopped"
-    assert not [pid for pid in children if _alive(pid)]
+    assert status(project)["state"] == "stopped"
+    assert not [pid for pid in children if alive(pid)]
 
     # The monitor's check over the prediction log (run here: its interval is a minute).
     checked = Monitor(project, UpSettings()).run_once()["models"][MODEL]
@@ -217,20 +141,20 @@ def test_up_runs_supervises_stops_and_resumes(tmp_path: Path) -> None:
     _retrain_once(project, tmp_path)
 
     # While it is down: more events. After a restart they are processed, each once.
-    _produce(project, third)
-    up = _start_up(project, out, "--no-server", "--no-retrain")
+    produce(project, third)
+    up = start_up(project, out, "--no-server", "--no-retrain")
     try:
-        _wait(lambda: _status(project)["pid"] == up.pid, 60, "the new status file", up)
-        _wait(lambda: _since_up(project, "validator") == THIRD, 90, "third batch validated", up)
+        wait(lambda: status(project)["pid"] == up.pid, 60, "the new status file", up)
+        wait(lambda: since_up(project, "validator") == THIRD, 90, "third batch validated", up)
         total = counts(project)
         assert total["valid"] + total["invalid"] + total["duplicates"] == len(lines)
-        _wait(
-            lambda: _since_up(project, "engine") == total["valid"] - valid_now,
+        wait(
+            lambda: since_up(project, "engine") == total["valid"] - valid_now,
             60,
             "third batch featured",
             up,
         )
-        assert _stop_up(up, out) == 0, out.read_text()[-4000:]
+        assert stop_up(up, out) == 0, out.read_text()[-4000:]
     finally:
         if up.poll() is None:
             up.kill()
@@ -259,7 +183,7 @@ def _retrain_once(project: Project, tmp_path: Path) -> None:
     settings = UpSettings(retrain_every="1s")
     state = project.root / project.data_dir / "up"
     schedule = RetrainSchedule(project, settings, state, tmp_path, service_logger("test.up"))
-    _wait(lambda: schedule.tick() or schedule.state.get("last_exit") is not None, 120, "a scheduled training")
+    wait(lambda: schedule.tick() or schedule.state.get("last_exit") is not None, 120, "a scheduled training")
     assert schedule.state["last_exit"] == 0, (tmp_path / "train.log").read_text()[-4000:]
     registry = open_registry(project)
     try:
