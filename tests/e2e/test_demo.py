@@ -56,6 +56,8 @@ def test_demo_runs_and_writes_the_summary(tmp_path: Path) -> None:
         "tracking": "mlflow_local", "serving": "uvicorn",
     }  # fmt: skip
     assert summary["dead_letters"] == {"topic": None, "indexed": None}  # no indexer embedded
+    skew = summary["skew"]
+    assert skew["rows"] is None or 0 <= skew["rows_differing"] <= skew["rows"]
     assert list(summary["stages"]) == [
         "project",
         "generate",
@@ -111,4 +113,5 @@ def test_demo_runs_and_writes_the_summary(tmp_path: Path) -> None:
     # no live phase: no server, nothing served or monitored, and the keys say so
     assert second["serving"] == {"requests": None, "errors": None, "p50_ms": None, "p99_ms": None}
     assert second["monitoring"] == {"online_auc": None, "max_psi": None, "alerts": None}
+    assert second["skew"] == {"rows": None, "rows_differing": None, "online_oracle_auc": None}
     assert not (tmp_path / "demo" / ".rtml" / "predictions").exists()

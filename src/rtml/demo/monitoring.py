@@ -48,6 +48,9 @@ def monitor_stage(ctx: DemoContext) -> None:
 
     known = labelled.labelled
     oracle, agree = _against_truth(ctx, labelled.request_ids, labelled.labels, known)
+    ctx.summary.skew.rows = report.skew.rows
+    ctx.summary.skew.rows_differing = report.skew.rows_differing
+    ctx.summary.skew.online_oracle_auc = None if oracle is None else round(oracle, 4)
     table = Table(title=f"monitoring {model} (live phase)", title_justify="left")
     table.add_column("")
     table.add_column("value", justify="right")

@@ -55,6 +55,18 @@ class MonitoringSummary:
 
 
 @dataclass
+class SkewSummary:
+    """Training/serving skew of the live phase (not part of DESIGN's keys): of the labelled
+    predictions, how many were served with features that differ from the offline
+    point-in-time values of the same (key, time); and the oracle AUC of those same carts
+    (the generator's planted probabilities), the best any model could do on them."""
+
+    rows: int | None = None
+    rows_differing: int | None = None
+    online_oracle_auc: float | None = None
+
+
+@dataclass
 class DeadLettersSummary:
     """``rtml demo --scale`` only: dead letters in the Kafka topic and searchable in OpenSearch."""
 
@@ -69,6 +81,7 @@ class DemoSummary:
     training: TrainingSummary = field(default_factory=TrainingSummary)
     serving: ServingSummary = field(default_factory=ServingSummary)
     monitoring: MonitoringSummary = field(default_factory=MonitoringSummary)
+    skew: SkewSummary = field(default_factory=SkewSummary)
     dead_letters: DeadLettersSummary = field(default_factory=DeadLettersSummary)
     # The backend type of every role (event_log: kafka, ...), from the project's settings.
     backends: dict[str, str] = field(default_factory=dict)
