@@ -385,3 +385,53 @@ def test_memory_registries_with_one_name_share_their_data(reports: list[Training
     assert server_side.alias_version(name, "champion") == "1"
     assert server_side.load(name, "1").booster == reports[0].booster
     assert MemoryModelRegistry().versions(name) == []
+
+
+@pytest.mark.parametrize("backend", MLFLOW_BACKENDS)
+def test_registered_model_name_template_keeps_projects_apart(
+    backend: str, reports: list[TrainingReport], name: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Two projects with the same rtml model name on one store: with "{project}.{model}" each
+    has its own registered model, versions and champion; rtml still says ``name``."""
+    from mlflow import MlflowClient
+
+    if backend == "sqlite":
+        shutil.copy(request.getfixturevalue("sqlite_template"), tmp_path / "mlflow.db")
+        base = for_project(MlflowTrackingConfig(), project="shared", data_dir=tmp_path)
+    else:
+        base = MlflowTrackingConfig(tracking_uri=request.getfixturevalue("mlflow_url"))
+    template = base.model_copy(update={"registered_model_name": "{project}.{model}"})
+    projects = [f"p{i}_{uuid.uuid4().hex[:6]}" for i in range(2)]
+    regs = [open_backend("tracking", for_project(template, project=p, data_dir=tmp_path)) for p in projects]
+    client = MlflowClient(tracking_uri=base.tracking_uri, registry_uri=base.tracking_uri)
+    try:
+        a = regs[0].log_run(_as(reports[0], name))
+        regs[0].log_run(_as(reports[1], name))
+        b = regs[1].log_run(_as(reports[2], name))
+        assert (a.version, b.version) == ("1", "1")  # each project's own numbering
+        promote_version(regs[0], name, "2", PromotionSettings(), force=True)
+        promote_version(regs[1], name, "1", PromotionSettings(), force=True)
+        assert regs[0].alias_version(name, "champion") == "2"
+        assert regs[1].alias_version(name, "champion") == "1"
+        assert [v.model for v in regs[0].versions(name)] == [name, name]
+        assert regs[1].load(name, "1").model == name
+        assert len(regs[1].alias_history(name, "champion")) == 1
+        # In MLflow: the project-prefixed names, nothing under the bare name.
+        for project, count in zip(projects, (2, 1), strict=True):
+            assert len(client.search_model_versions(f"name = '{project}.{name}'")) == count
+        assert client.search_model_versions(f"name = '{name}'") == []
+    finally:
+        for reg, project in zip(regs, projects, strict=True):
+            reg.close()
+            try:
+                client.delete_registered_model(f"{project}.{name}")
+            except Exception:  # noqa: S110 - nothing registered
+                pass
+
+
+@pytest.mark.parametrize("bad", ["model", "{project}", "{model}.{stage}", "{model"])
+def test_a_bad_registered_model_name_template_is_refused(bad: str) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="registered model name template"):
+        MlflowTrackingConfig(registered_model_name=bad)

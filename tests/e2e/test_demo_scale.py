@@ -102,11 +102,13 @@ def test_demo_at_scale_runs_every_role_on_its_scale_out_backend(tmp_path: Path) 
 
         # A model version of this run on the MLflow server, in the run's experiment.
         mlflow = MlflowClient(tracking_uri=MLFLOW)
-        version = mlflow.get_model_version(MODEL, summary["training"]["model_version"])
+        registered = f"{name}.{MODEL}"  # rtml.scale.yaml: registered_model_name "{project}.{model}"
+        version = mlflow.get_model_version(registered, summary["training"]["model_version"])
         run = mlflow.get_run(version.run_id)
         experiment = mlflow.get_experiment_by_name(name)
         assert experiment is not None and run.info.experiment_id == experiment.experiment_id
-        assert mlflow.get_model_version_by_alias(MODEL, "champion").version == version.version
+        assert mlflow.get_model_version_by_alias(registered, "champion").version == version.version
+        assert version.version == "1"  # the run's own registered model: its first version
         assert summary["training"]["trials"] == 2 and summary["training"]["test_auc"] > 0.5
 
         # Predictions went through NGINX to Ray Serve, none failed; the monitor saw them.
@@ -119,4 +121,6 @@ def test_demo_at_scale_runs_every_role_on_its_scale_out_backend(tmp_path: Path) 
     assert not any("failed" in r for r in results), results
     assert _topics(f"{name}.") == []
     assert httpx.get(f"{SEARCH}/{name}-dead-letters-*/_count", timeout=30).json().get("count", 0) == 0
-    assert MlflowClient(tracking_uri=MLFLOW).get_experiment_by_name(name).lifecycle_stage == "deleted"
+    mlflow = MlflowClient(tracking_uri=MLFLOW)
+    assert mlflow.get_experiment_by_name(name).lifecycle_stage == "deleted"
+    assert not mlflow.search_registered_models(f"name = '{name}.{MODEL}'")

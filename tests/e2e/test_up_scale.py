@@ -28,7 +28,6 @@ from rtml.apply import apply_project
 from rtml.datagen import generate
 from rtml.demo.scale import write_scale_config
 from rtml.demo.scale_cleanup import delete_run
-from rtml.models import promote
 from rtml.project import Project
 from rtml.services.engine import EngineService
 from rtml.services.supervisor.monitor import Monitor
@@ -94,8 +93,8 @@ def test_up_with_the_scale_config_runs_on_the_scale_out_backends(tmp_path: Path)
         outcome = train(project, MODEL)
         assert outcome.version is not None and outcome.report.trainer == "ray"
         version = (MODEL, outcome.version.version)
-        if not (outcome.decision and outcome.decision.promoted):  # the model name is shared on the server
-            promote(project, MODEL, outcome.version.version, force=True)
+        # The project's own registered model ("{project}.{model}"): its first version, champion.
+        assert outcome.version.version == "1" and outcome.decision and outcome.decision.promoted
 
         out = tmp_path / "up.out"
         up = start_up(project, out, "--port", str(SERVER_PORT), "--no-retrain", env=env)

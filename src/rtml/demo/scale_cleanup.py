@@ -7,8 +7,9 @@ others still run. What is deleted, all named after the run's project name:
 * Redis: the keys ``<key_prefix>:*`` (the online state);
 * OpenSearch: the indices ``<project>-dead-letters-*``;
 * PostgreSQL: the offline store's schema (``offline_store.namespace``, the run's name);
-* MLflow: the run's registered model version and the experiment ``<project>`` (MLflow keeps a
-  deleted experiment in its trash until ``mlflow gc``).
+* MLflow: the run's registered model (``{project}.{model}``, rtml.scale.yaml's
+  ``tracking.registered_model_name``; with a shared name only the run's version) and the
+  experiment ``<project>`` (MLflow keeps a deleted experiment in its trash until ``mlflow gc``).
 
 The schema registry's subjects stay (PostgreSQL, a few rows per run).
 """
@@ -111,15 +112,22 @@ def _schema(project: Project) -> str:
 def _mlflow(project: Project, version: tuple[str, str] | None) -> str:
     from mlflow.tracking import MlflowClient
 
-    config = project.config.tracking
-    uri = getattr(config, "tracking_uri", None)
+    from rtml.backends.tracking import for_project
+
+    config = for_project(project.config.tracking, project=project.config.project, data_dir=project.data_dir)
+    uri = config.tracking_uri
     if uri is None:
         return "no mlflow"
     client = MlflowClient(tracking_uri=str(uri))
     out = []
     if version is not None:
-        client.delete_model_version(version[0], version[1])
-        out.append(f"model version {version[0]}/{version[1]} deleted")
+        name = config.registered_model_name.replace("{model}", version[0])
+        if "{project}" in project.config.tracking.registered_model_name:  # the run's own model
+            client.delete_registered_model(name)
+            out.append(f"registered model {name} deleted")
+        else:  # a name shared with other runs: only this run's version
+            client.delete_model_version(name, version[1])
+            out.append(f"model version {name}/{version[1]} deleted")
     experiment = client.get_experiment_by_name(project.config.project)
     if experiment is not None:
         client.delete_experiment(experiment.experiment_id)

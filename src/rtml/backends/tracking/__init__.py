@@ -22,11 +22,13 @@ __all__ = ["LoadedModel", "ModelRegistry", "ModelVersion", "for_project", "open_
 def for_project(config: TrackingConfig, *, project: str, data_dir: Path) -> TrackingConfig:
     """``config`` with the project's names filled in where it left them ``None``: the local
     store ``sqlite:///<data_dir>/mlflow.db`` with artifacts under ``<data_dir>/mlartifacts``,
-    and the experiment named after the project."""
+    the experiment named after the project, and ``{project}`` in ``registered_model_name``."""
     data_dir = Path(data_dir).resolve()
     update: dict[str, object] = {}
     if config.experiment is None:
         update["experiment"] = project
+    if "{project}" in config.registered_model_name:
+        update["registered_model_name"] = config.registered_model_name.replace("{project}", project)
     if config.tracking_uri is None:
         update["tracking_uri"] = f"sqlite:///{data_dir / MLFLOW_DB}"
         if config.artifact_location is None:

@@ -102,6 +102,10 @@ class MlflowModelRegistry:
                 self._client.search_experiments(max_results=1)
         self._experiment_id: str | None = None
 
+    def registered_name(self, model: str) -> str:
+        """The name of rtml model ``model`` in MLflow's registry (``tracking.registered_model_name``)."""
+        return self.config.registered_model_name.replace("{model}", model)
+
     # -- the port ---------------------------------------------------------------------------
     def log_run(self, report: TrainingReport) -> ModelVersion:
         from mlflow.entities import Metric, Param, RunTag
@@ -133,7 +137,7 @@ class MlflowModelRegistry:
             self._client.set_terminated(run_id, "FINISHED")
             self._ensure_registered_model(report.model)
             created = self._client.create_model_version(
-                report.model,
+                self.registered_name(report.model),
                 source=f"{run.info.artifact_uri}/{MODEL_DIR}",
                 run_id=run_id,
                 tags=T.version_tags(report),
@@ -141,7 +145,7 @@ class MlflowModelRegistry:
                 f"{report.test_metrics.get(report.metric, float('nan')):.4f}",
                 await_creation_for=0,
             )
-        return self._version(created, {})
+        return self._version(created, {}, report.model)
 
     def versions(self, model: str) -> list[ModelVersion]:
         with self._errors(f"list the versions of {model!r}"):
@@ -152,19 +156,19 @@ class MlflowModelRegistry:
             token = None
             while True:
                 page = self._client.search_model_versions(
-                    f"name = '{_quote(model)}'", max_results=1000, page_token=token
+                    f"name = '{_quote(self.registered_name(model))}'", max_results=1000, page_token=token
                 )
                 found.extend(page)
                 token = page.token
                 if not token:
                     break
-        versions = [self._version(mv, aliases) for mv in found]
+        versions = [self._version(mv, aliases, model) for mv in found]
         return sorted(versions, key=lambda v: int(v.version), reverse=True)
 
     def alias_version(self, model: str, alias: str) -> str | None:
         with self._errors(f"read the alias {alias!r} of {model!r}"):
             try:  # one request; get_model_version_by_alias fails on an unknown alias
-                aliases = self._client.get_registered_model(model).aliases or {}
+                aliases = self._client.get_registered_model(self.registered_name(model)).aliases or {}
             except Exception as exc:
                 if _code(exc) == _NOT_FOUND:
                     return None
@@ -175,7 +179,7 @@ class MlflowModelRegistry:
     def set_alias(self, model: str, alias: str, version: str) -> None:
         with self._errors(f"move the alias {alias!r} of {model!r} to version {version}"):
             self._get_version(model, version)
-            self._client.set_registered_model_alias(model, alias, version)
+            self._client.set_registered_model_alias(self.registered_name(model), alias, version)
 
     def load(self, model: str, version: str) -> LoadedModel:
         with self._errors(f"load version {version} of {model!r}"):
@@ -204,18 +208,18 @@ class MlflowModelRegistry:
     def set_version_tags(self, model: str, version: str, tags: Mapping[str, str]) -> None:
         with self._errors(f"tag version {version} of {model!r}"):
             for key, value in tags.items():
-                self._client.set_model_version_tag(model, version, key, value)
+                self._client.set_model_version_tag(self.registered_name(model), version, key, value)
 
     def record_alias_change(self, change: AliasChange) -> None:
         key = f"{HISTORY_TAG}{change.alias}.{change.at_ms:013d}-{uuid.uuid4().hex[:6]}"
         with self._errors(f"record the move of alias {change.alias!r} of {change.model!r}"):
-            self._client.set_registered_model_tag(change.model, key, change.to_json())
+            self._client.set_registered_model_tag(self.registered_name(change.model), key, change.to_json())
 
     def alias_history(self, model: str, alias: str) -> list[AliasChange]:
         prefix = f"{HISTORY_TAG}{alias}."
         with self._errors(f"read the history of alias {alias!r} of {model!r}"):
             try:
-                tags = self._client.get_registered_model(model).tags or {}
+                tags = self._client.get_registered_model(self.registered_name(model)).tags or {}
             except Exception as exc:
                 if _code(exc) == _NOT_FOUND:
                     return []
@@ -292,7 +296,7 @@ class MlflowModelRegistry:
 
     def _ensure_registered_model(self, model: str) -> None:
         try:
-            self._client.create_registered_model(model, tags={T.MODEL: model})
+            self._client.create_registered_model(self.registered_name(model), tags={T.MODEL: model})
         except Exception as exc:
             if _code(exc) != _EXISTS:
                 raise
@@ -300,7 +304,7 @@ class MlflowModelRegistry:
     def _aliases(self, model: str) -> dict[str, list[str]] | None:
         """version -> its aliases; None if the registered model does not exist."""
         try:
-            registered = self._client.get_registered_model(model)
+            registered = self._client.get_registered_model(self.registered_name(model))
         except Exception as exc:
             if _code(exc) == _NOT_FOUND:
                 return None
@@ -312,7 +316,7 @@ class MlflowModelRegistry:
 
     def _get_version(self, model: str, version: str) -> Any:
         try:
-            return self._client.get_model_version(model, str(version))
+            return self._client.get_model_version(self.registered_name(model), str(version))
         except Exception as exc:
             if _code(exc) == _NOT_FOUND:
                 raise InvalidInputError(
@@ -327,11 +331,11 @@ class MlflowModelRegistry:
             pass
 
     @staticmethod
-    def _version(mv: Any, aliases: Mapping[str, list[str]]) -> ModelVersion:
+    def _version(mv: Any, aliases: Mapping[str, list[str]], model: str) -> ModelVersion:
         tags = {str(k): str(v) for k, v in (mv.tags or {}).items()}
         own = aliases.get(str(mv.version)) or list(getattr(mv, "aliases", None) or [])
         return ModelVersion(
-            model=mv.name,
+            model=model,
             version=str(mv.version),
             run_id=mv.run_id or "",
             created_ms=int(mv.creation_timestamp or 0),
