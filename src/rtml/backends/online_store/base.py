@@ -46,6 +46,16 @@ class OnlineStore(Protocol):
         state holds nothing a read can use)."""
         ...
 
+    def write_many(
+        self,
+        writes: Mapping[str, tuple[Mapping[Key, bytes], int | None]],
+        *,
+        checkpoint: tuple[str, bytes] | None = None,
+    ) -> None:
+        """``write`` for several views at once: each view's ``(states, ttl_ms)`` and the
+        checkpoint in one atomic step (one SQLite transaction, one Redis ``MULTI``)."""
+        ...
+
     def read(self, view: str, keys: Sequence[Key]) -> list[bytes | None]:
         """The state blobs of ``keys`` (``None`` for a key the store does not hold), in
         one round trip."""
@@ -64,16 +74,3 @@ class OnlineStore(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-@runtime_checkable
-class MultiViewWrite(Protocol):
-    """An optional capability of a store: the writes of several views (each view's states and
-    ttl) and a checkpoint in one atomic step (one SQLite transaction, one Redis ``MULTI``)."""
-
-    def write_many(
-        self,
-        writes: Mapping[str, tuple[Mapping[Key, bytes], int | None]],
-        *,
-        checkpoint: tuple[str, bytes] | None = None,
-    ) -> None: ...

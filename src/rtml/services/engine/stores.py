@@ -24,7 +24,7 @@ import numpy as np
 
 from rtml.backends.offline_store import OfflineStore, StoredEvent
 from rtml.backends.online_store import OnlineStore
-from rtml.backends.online_store.base import Append, MultiViewWrite
+from rtml.backends.online_store.base import Append
 from rtml.backends.online_store.factory import open_online_store
 from rtml.core.aggregation import Aggregator, Applied, EventBatch, ViewPlan
 from rtml.core.pit import EventTable
@@ -93,9 +93,6 @@ class OnlineWriter:
         self._keys: dict[str, dict[Any, None]] = {name: {} for name in aggregator.views}
         self._times: list[np.ndarray] = []
         self.incremental = incremental
-        # write_many only where the store's class has it (a wrapper that forwards other
-        # attributes, e.g. one that counts or fails writes, keeps getting every write)
-        self._many = isinstance(store, MultiViewWrite) and hasattr(type(store), "write_many")
         # view -> key -> [last write (wall ms), bytes of its full state, bytes appended since]
         self._written: dict[str, dict[Any, list[int]]] = {name: {} for name in aggregator.views}
         self.deltas_written = 0  # appended deltas written so far
@@ -128,9 +125,9 @@ class OnlineWriter:
         todo = [(name, keys) for name, keys in touched.items() if keys]
         now = time.time_ns() // 1_000_000
         try:
-            if self._many and len(todo) > 1:
+            if len(todo) > 1:
                 staged = [(name, self._stage(name, keys, now)) for name, keys in todo]
-                self.store.write_many(  # type: ignore[attr-defined]
+                self.store.write_many(
                     {name: (st[0], self.ttl[name]) for name, st in staged}, checkpoint=checkpoint
                 )
                 for name, (payload, states, deltas) in staged:
