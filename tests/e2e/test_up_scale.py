@@ -14,7 +14,6 @@ exit 0. Then what the run created on the servers is deleted. Takes two to three 
 from __future__ import annotations
 
 import os
-import signal
 import uuid
 from pathlib import Path
 
@@ -22,7 +21,15 @@ import httpx
 import pytest
 import yaml
 from tests.e2e.test_demo_scale import SEARCH, _environment
-from tests.integration.up_support import alive, produce, since_up, start_up, status, stop_up, wait
+from tests.integration.up_support import (
+    kill_engine_and_wait,
+    produce,
+    since_up,
+    start_up,
+    status,
+    stop_and_check,
+    wait,
+)
 
 from rtml.apply import apply_project
 from rtml.datagen import generate
@@ -130,24 +137,11 @@ def test_up_with_the_scale_config_runs_on_the_scale_out_backends(tmp_path: Path)
             page = httpx.get(f"{url}/ui", timeout=30).text
             assert "<td>indexer</td>" in page and "running" in page
 
-            engine = status(project)["components"]["engine"]
-            os.kill(engine["pid"], signal.SIGKILL)
-            wait(
-                lambda: (
-                    (e := status(project)["components"]["engine"])["restarts"] >= 1
-                    and e["state"] == "running"
-                ),
-                30,
-                "the engine restarted",
-                up,
-            )
-            children = [c["pid"] for c in status(project)["components"].values() if c["pid"]]
-            assert stop_up(up, out) == 0, out.read_text()[-4000:]
+            kill_engine_and_wait(project, up)
+            stop_and_check(project, up, out)
         finally:
             if up.poll() is None:
                 up.kill()
-        assert status(project)["state"] == "stopped"
-        assert not [pid for pid in children if alive(pid)]
         with pytest.raises(httpx.HTTPError):
             httpx.get(f"{url}/health", timeout=2)  # Ray Serve's proxy went with rtml up
 

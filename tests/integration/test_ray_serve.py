@@ -18,7 +18,6 @@ Ray starts once for the module (about 30 s on two cores).
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -26,51 +25,35 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import redis
-import typer
-from tests.integration.serving_support import free_port, nginx_binary, train, wait_until
-from typer.testing import CliRunner
+from tests.integration.serving_support import (
+    MODEL,
+    drop_online_state,
+    free_port,
+    served_project,
+    start_gateway,
+    stop,
+    wait_until,
+)
 
-from rtml.backends.online_store.config import RedisOnlineStoreConfig
 from rtml.backends.prediction_log.config import ParquetPredictionLogConfig
 from rtml.backends.prediction_log.parquet import ParquetPredictionLog
-from rtml.backends.registry import open_backend
 from rtml.backends.serving.config import RayServeConfig
 from rtml.backends.serving.ray_serve import deployment_options, ray_temp_dir
 from rtml.backends.serving.uvicorn import UvicornServing
-from rtml.backends.tracking import open_registry
-from rtml.cli import gateway_cmd
-from rtml.core.aggregation import EventBatch, build
-from rtml.datagen import generate
 from rtml.errors import ConfigError
 from rtml.models import promote
-from rtml.project import Project, init_project
-from rtml.testing.online import write_states
-from rtml.testing.registry import make_report
-from rtml.timeutil import parse_timestamp, to_millis
+from rtml.project import Project
 
 pytestmark = pytest.mark.integration
 
-MODEL = "purchase_1h"
-VIEWS = ("user_activity", "product_stats", "user_product")
 API_KEY = "ray-key-" + "r" * 24
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
 
 
 @dataclass
@@ -87,52 +70,16 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, redis_url: str, start_hint: str) -> Iterator[Stack]:
-    try:
-        redis.Redis.from_url(redis_url, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        pytest.fail(f"Redis at {redis_url} is not reachable ({exc}): {start_hint}", pytrace=False)
-    nginx = nginx_binary()
     tmp = tmp_path_factory.mktemp("ray_serve")
-    root = init_project(tmp / "shop", force=True)
-    prefix = f"rtml-test:{uuid.uuid4().hex[:10]}"
     ray_port, gateway_port = free_port(), free_port()
-    env = {
-        "RTML_ONLINE_STORE__TYPE": "redis",
-        "RTML_ONLINE_STORE__URL": redis_url,
-        "RTML_ONLINE_STORE__KEY_PREFIX": prefix,
-        "RTML_SERVER__PREDICT__POLL_INTERVAL_S": "0.2",
-        "RTML_SERVER__PREDICT__LOG__FLUSH_INTERVAL_S": "0.5",
+    ray_env = {
         "RTML_SERVING__TYPE": "ray_serve",
         "RTML_SERVING__HTTP_PORT": str(ray_port),
         "RTML_SERVING__NUM_REPLICAS": "1",
     }
-    project = Project.load(root, environ=env)
-
-    # The online state of the last hours, as the engine writes it.
-    start = datetime.now(UTC) - timedelta(hours=3)
-    rows = []
-    for line in generate(1500, seed=11, start=start, days=0.12, dirty_rate=0).lines:
-        event = json.loads(line)
-        event["ts_ms"] = to_millis(parse_timestamp(event.pop("event_time")))
-        rows.append(event)
-    now_ms = to_millis(datetime.now(UTC))
-    rows = sorted((r for r in rows if r["ts_ms"] < now_ms - 60_000), key=lambda r: r["ts_ms"])
-    runtime = build([project.definitions.feature_views[v] for v in VIEWS])
-    runtime.apply(EventBatch.from_rows(rows))
-    store = open_backend("online_store", RedisOnlineStoreConfig(url=redis_url, key_prefix=prefix))
-    write_states(store, runtime)
-    store.close()
-    at = datetime.now(UTC).isoformat()
-
-    # Two versions in the embedded MLflow registry (SQLite under the data dir); 1 is champion.
-    names = project.definitions.models[MODEL].feature_names
-    registry = open_registry(project)
-    for seed in (1, 2):
-        registry.log_run(
-            replace(make_report(MODEL, features=3), feature_names=names, booster=train(names, seed))
-        )
-    registry.close()
-    promote(project, MODEL, "1", force=True)
+    project, env, rows = served_project(tmp / "shop", redis_url, start_hint, ray_env, seed=11)
+    root = project.root
+    at = datetime.now(UTC).isoformat()  # features are read as of this time on both backends
 
     log_file = tmp / "server.log"
     server = subprocess.Popen(
@@ -142,22 +89,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, redis_url: str, start_hint: 
         stderr=subprocess.STDOUT,
     )
     peer = UvicornServing()
-    conf = tmp / "gateway" / "nginx.conf"
-    gateway_cli = typer.Typer()
-    gateway_cli.callback()(lambda: None)  # a group, as `rtml` is: `gateway` is a subcommand
-    gateway_cmd.register(gateway_cli)
-    written = CliRunner().invoke(
-        gateway_cli,
-        ["gateway", "--out", str(conf), "--upstream", f"127.0.0.1:{ray_port}", "--listen",
-         f"127.0.0.1:{gateway_port}", "--workers", "1", "--project", str(root)],
-        env={"RTML_API_KEY": API_KEY},
-    )  # fmt: skip
-    assert written.exit_code == 0, written.output
-    gateway = subprocess.Popen(
-        [nginx, "-c", str(conf), "-e", str(tmp / "gateway" / "startup.log"), "-g", "daemon off;"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
+    gateway = start_gateway(project, ray_port, gateway_port, API_KEY, workers=1)
     ray_url, gateway_url = f"http://127.0.0.1:{ray_port}", f"http://127.0.0.1:{gateway_port}"
     try:
         uvicorn_url = peer.start(project, port=free_port())
@@ -175,13 +107,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory, redis_url: str, start_hint: 
         yield Stack(project, server, ray_url, uvicorn_url, gateway_url, entities, at, log_file)
     finally:
         stop(gateway)
-        stop(server)
+        stop(server, 60)
         peer.stop()
-        client = redis.Redis.from_url(redis_url)
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        if keys:
-            client.delete(*keys)
-        client.close()
+        drop_online_state(redis_url, env)
 
 
 def scores(base_url: str, stack: Stack, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -15,46 +15,40 @@ binary in ``RTML_TEST_NGINX``; without one the test fails, naming how to get it.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import threading
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import redis
 import typer
 from fastapi.testclient import TestClient
-from tests.integration.serving_support import free_port, nginx_binary, train, wait_until
+from tests.integration.serving_support import (
+    MODEL,
+    drop_online_state,
+    free_port,
+    served_project,
+    start_gateway,
+    stop,
+    wait_until,
+)
 from typer.testing import CliRunner
 
-from rtml.backends.online_store.config import RedisOnlineStoreConfig
 from rtml.backends.prediction_log.config import ParquetPredictionLogConfig
 from rtml.backends.prediction_log.parquet import ParquetPredictionLog
-from rtml.backends.registry import open_backend
-from rtml.backends.tracking import open_registry
 from rtml.cli import gateway_cmd, models_cmd
-from rtml.core.aggregation import EventBatch, build
-from rtml.datagen import generate
 from rtml.models import promote
-from rtml.project import Project, init_project
+from rtml.project import Project
 from rtml.services.server.app import create_app
-from rtml.testing.online import write_states
-from rtml.testing.registry import make_report
-from rtml.timeutil import parse_timestamp, to_millis
 
 pytestmark = pytest.mark.integration
 
-MODEL = "purchase_1h"
-VIEWS = ("user_activity", "product_stats", "user_product")
 API_KEY = "test-key-" + "x" * 24
 REPO = Path(__file__).resolve().parents[2]
 
@@ -76,82 +70,20 @@ class Stack:
     entities: list[dict[str, Any]]
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, redis_url: str, start_hint: str) -> Iterator[Stack]:
-    try:
-        redis.Redis.from_url(redis_url, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        pytest.fail(f"Redis at {redis_url} is not reachable ({exc}): {start_hint}", pytrace=False)
-    nginx = nginx_binary()
     tmp = tmp_path_factory.mktemp("serving")
-    root = init_project(tmp / "shop", force=True)
-    prefix = f"rtml-test:{uuid.uuid4().hex[:10]}"
     port, gateway_port = free_port(), free_port()
-    env = {
-        "RTML_ONLINE_STORE__TYPE": "redis",
-        "RTML_ONLINE_STORE__URL": redis_url,
-        "RTML_ONLINE_STORE__KEY_PREFIX": prefix,
-        "RTML_SERVER__PORT": str(port),
-        "RTML_SERVER__PREDICT__POLL_INTERVAL_S": "0.2",
-        "RTML_SERVER__PREDICT__LOG__FLUSH_INTERVAL_S": "0.5",
-    }
-    project = Project.load(root, environ=env)
-
-    # The online state of the last hours, as the engine writes it.
-    start = datetime.now(UTC) - timedelta(hours=3)
-    rows = []
-    for line in generate(1500, seed=9, start=start, days=0.12, dirty_rate=0).lines:
-        event = json.loads(line)
-        event["ts_ms"] = to_millis(parse_timestamp(event.pop("event_time")))
-        rows.append(event)
-    now_ms = to_millis(datetime.now(UTC))
-    rows = sorted((r for r in rows if r["ts_ms"] < now_ms - 60_000), key=lambda r: r["ts_ms"])
-    assert len(rows) > 500
-    runtime = build([project.definitions.feature_views[v] for v in VIEWS])
-    runtime.apply(EventBatch.from_rows(rows))
-    store = open_backend("online_store", RedisOnlineStoreConfig(url=redis_url, key_prefix=prefix))
-    write_states(store, runtime)
-    store.close()
-
-    # Two versions in the embedded MLflow registry; version 1 is the champion.
-    names = project.definitions.models[MODEL].feature_names
-    registry = open_registry(project)
-    for seed in (1, 2):
-        registry.log_run(
-            replace(make_report(MODEL, features=3), feature_names=names, booster=train(names, seed))
-        )
-    registry.close()
-    promote(project, MODEL, "1", force=True)
-
+    project, env, rows = served_project(
+        tmp / "shop", redis_url, start_hint, {"RTML_SERVER__PORT": str(port)}, seed=9
+    )
     server = subprocess.Popen(
-        [sys.executable, "-m", "rtml.cli.main", "serve", "--project", str(root)],
+        [sys.executable, "-m", "rtml.cli.main", "serve", "--project", str(project.root)],
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
         stderr=(tmp / "server.log").open("wb"),
     )
-    conf = tmp / "gateway" / "nginx.conf"
-    written = CliRunner().invoke(
-        cli(),
-        ["gateway", "--out", str(conf), "--upstream", f"127.0.0.1:{port}", "--listen", f"127.0.0.1:{gateway_port}",
-         "--workers", "2", "--project", str(root)],
-        env={"RTML_API_KEY": API_KEY},
-    )  # fmt: skip
-    assert written.exit_code == 0, written.output
-    gateway = subprocess.Popen(
-        [nginx, "-c", str(conf), "-e", str(tmp / "gateway" / "startup.log"), "-g", "daemon off;"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
+    gateway = start_gateway(project, port, gateway_port, API_KEY, workers=2)
     server_url, gateway_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{gateway_port}"
     try:
         wait_until(lambda: httpx.get(f"{server_url}/ready").status_code == 200, 90, "the server ready")
@@ -163,11 +95,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, redis_url: str, start_hint: 
     finally:
         stop(gateway)
         stop(server)
-        client = redis.Redis.from_url(redis_url)
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        if keys:
-            client.delete(*keys)
-        client.close()
+        drop_online_state(redis_url, env)
         if server.returncode not in (0, -signal.SIGTERM):
             print((tmp / "server.log").read_text()[-5000:])
 

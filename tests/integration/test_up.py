@@ -11,8 +11,6 @@ was produced, and the offline store holds each valid event once).
 
 from __future__ import annotations
 
-import os
-import signal
 import sys
 import time
 import uuid
@@ -20,7 +18,17 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.integration.up_support import alive, free_port, produce, since_up, start_up, status, stop_up, wait
+from tests.integration.up_support import (
+    free_port,
+    kill_engine_and_wait,
+    produce,
+    since_up,
+    start_up,
+    status,
+    stop_and_check,
+    stop_up,
+    wait,
+)
 
 from rtml.apply import apply_project
 from rtml.datagen import generate
@@ -108,29 +116,11 @@ def test_up_runs_supervises_stops_and_resumes(tmp_path: Path) -> None:
         assert 0.0 <= body["score"] <= 1.0
         assert str(body["version"]) == str(outcome.version.version)
 
-        # kill -9 the engine: the supervisor starts a new one.
-        engine = status(project)["components"]["engine"]
-        os.kill(engine["pid"], signal.SIGKILL)
-        restarted = wait(
-            lambda: (
-                (e := status(project)["components"]["engine"])["restarts"] >= 1
-                and e["state"] == "running"
-                and e["pid"] != engine["pid"]
-                and e
-            ),
-            30,
-            "the engine restarted",
-            up,
-        )
-        assert restarted["last_exit"] == -signal.SIGKILL
-
-        children = [c["pid"] for c in status(project)["components"].values() if c["pid"]]
-        assert stop_up(up, out) == 0, out.read_text()[-4000:]
+        kill_engine_and_wait(project, up)  # kill -9: the supervisor starts a new one
+        stop_and_check(project, up, out)
     finally:
         if up.poll() is None:
             up.kill()
-    assert status(project)["state"] == "stopped"
-    assert not [pid for pid in children if alive(pid)]
 
     # The monitor's check over the prediction log (run here: its interval is a minute).
     checked = Monitor(project, UpSettings()).run_once()["models"][MODEL]

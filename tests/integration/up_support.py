@@ -93,3 +93,30 @@ def alive(pid: int) -> bool:
 
 def since_up(project: Project, component: str) -> int:
     return int(status(project)["components"][component]["since_up"].get("events", 0))
+
+
+def kill_engine_and_wait(project: Project, up: subprocess.Popen[bytes]) -> None:
+    """``kill -9`` the engine child; the supervisor must start a new one (the old exit code
+    recorded)."""
+    engine = status(project)["components"]["engine"]
+    os.kill(engine["pid"], signal.SIGKILL)
+    restarted = wait(
+        lambda: (
+            (e := status(project)["components"]["engine"])["restarts"] >= 1
+            and e["state"] == "running"
+            and e["pid"] != engine["pid"]
+            and e
+        ),
+        30,
+        "the engine restarted",
+        up,
+    )
+    assert restarted["last_exit"] == -signal.SIGKILL
+
+
+def stop_and_check(project: Project, up: subprocess.Popen[bytes], out: Path) -> None:
+    """SIGINT to ``rtml up``: exit 0, ``state: stopped`` and none of its children left."""
+    children = [c["pid"] for c in status(project)["components"].values() if c["pid"]]
+    assert stop_up(up, out) == 0, out.read_text()[-4000:]
+    assert status(project)["state"] == "stopped"
+    assert not [pid for pid in children if alive(pid)]
