@@ -279,6 +279,10 @@ def main() -> None:
         "--inline", action="store_true", help="server.predict.inline_single_rows: single rows on the loop"
     )
     parser.add_argument(
+        "--access-log", choices=["all", "errors", "off"], default="all",
+        help="server.access_log: which requests get an http_request log line",
+    )  # fmt: skip
+    parser.add_argument(
         "--nginx", default=os.environ.get("RTML_NGINX") or shutil.which("nginx") or "/usr/sbin/nginx"
     )
     parser.add_argument("--redis", default=os.environ.get("RTML_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
@@ -298,6 +302,7 @@ def main() -> None:
         if "inline_single_rows" not in PredictSettings.model_fields:
             raise SystemExit("--inline: this rtml has no server.predict.inline_single_rows setting")
         env["RTML_SERVER__PREDICT__INLINE_SINGLE_ROWS"] = "true"
+    env["RTML_SERVER__ACCESS_LOG"] = args.access_log
     ports = [free_port() for _ in range(args.workers)]
     servers = [
         subprocess.Popen(
@@ -380,7 +385,7 @@ def main() -> None:
              "server CPU ms/req", "errors"],
             rows,
             {"results": results, "rate": args.rate, "seconds": args.seconds, "workers": args.workers,
-             "inline_single_rows": args.inline, "load_average_at_start": load},
+             "inline_single_rows": args.inline, "access_log": args.access_log, "load_average_at_start": load},
         )  # fmt: skip
         print(f"batch ({BATCH_ROWS} rows, 2 connections, through NGINX): {batch['rows_per_s']:,.0f} rows/s, "
               f"p99 {batch['p99_ms']:.0f} ms, server CPU {batch['server_cpu_ms_per_row'] * 1000:.0f} us/row, "

@@ -623,3 +623,32 @@ def test_single_rows_run_in_the_predictor_threads_or_inline(
         assert half and all(name.startswith("rtml-predict") for name in batched)  # a batch: in the pool
         assert all(name.startswith("rtml-predict") is not inline for name in single)
     assert scores[False] == scores[True]
+
+
+@pytest.mark.parametrize(("lines", "logged"), [("all", {200, 404}), ("errors", {404}), ("off", set())])
+def test_access_log_lines_follow_the_setting_and_metrics_count_every_request(
+    world: World, store: OnlineStore, registry: MemoryModelRegistry, lines: str, logged: set[int]
+) -> None:
+    import io
+    import uuid
+
+    from rtml.services.logging import service_logger
+
+    stream = io.StringIO()
+    logger = service_logger(f"test.access.{uuid.uuid4().hex[:8]}", stream=stream)
+    settings = ServerSettings(access_log=lines, predict=PredictSettings(poll_interval_s=0.05))  # type: ignore[arg-type]
+    app = create_app(
+        world.project, settings=settings, online_store=store, registry=registry,
+        prediction_log=MemoryPredictionLog(), logger=logger,
+    )  # fmt: skip
+    with TestClient(app) as client:
+        assert app.state.scoring.holder.wait_loaded(10)
+        assert (
+            client.post(f"/predict/{MODEL}", params={"at": world.at}, json=world.entity(0)).status_code == 200
+        )
+        assert client.post("/predict/no_such_model", json=world.entity(0)).status_code == 404
+        metrics = client.get("/metrics").text
+    requests = [json.loads(x) for x in stream.getvalue().splitlines() if '"http_request"' in x]
+    assert {r["status"] for r in requests if r["route"].startswith("/predict")} == logged
+    assert 'route="/predict/{model}",status="200"} 1.0' in metrics
+    assert 'route="/predict/{model}",status="404"} 1.0' in metrics

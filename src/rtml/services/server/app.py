@@ -117,7 +117,7 @@ def create_app(
     install_error_handlers(app, log, retry_after_s=settings.ingest.retry_after_s)
     # Inside the access log (added last: outermost), so that its requests are logged and counted.
     app.add_middleware(predict.PredictFastPath, service=scoring, logger=log)
-    app.add_middleware(AccessLog, metrics=metrics, logger=log)
+    app.add_middleware(AccessLog, metrics=metrics, logger=log, lines=settings.access_log)
     return app
 
 

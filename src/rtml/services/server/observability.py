@@ -48,12 +48,16 @@ class ServerMetrics:
 
 
 class AccessLog:
-    """ASGI middleware: counts and times each request by route and status, and logs it."""
+    """ASGI middleware: counts and times each request by route and status, and logs it
+    (``lines``: every request, only those answered with status >= 400, or none)."""
 
-    def __init__(self, app: ASGIApp, *, metrics: ServerMetrics, logger: logging.Logger) -> None:
+    def __init__(
+        self, app: ASGIApp, *, metrics: ServerMetrics, logger: logging.Logger, lines: str = "all"
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.logger = logger
+        self.min_status = {"all": 0, "errors": 400, "off": 1000}[lines]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -76,18 +80,19 @@ class AccessLog:
             method = scope.get("method", "")
             self.metrics.requests.labels(route, method, str(status)).inc()
             self.metrics.latency.labels(route, method, str(status)).observe(elapsed)
-            fields: dict[str, Any] = {
-                "method": method,
-                "route": route,
-                "path": scope.get("path", ""),
-                "status": status,
-                "duration_ms": round(elapsed * 1000, 3),
-            }
-            client = scope.get("client")
-            if client:
-                fields["client"] = client[0]
-            level = logging.WARNING if status >= 500 else logging.INFO
-            log_event(self.logger, "http_request", level=level, **fields)
+            if status >= self.min_status:
+                fields: dict[str, Any] = {
+                    "method": method,
+                    "route": route,
+                    "path": scope.get("path", ""),
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 3),
+                }
+                client = scope.get("client")
+                if client:
+                    fields["client"] = client[0]
+                level = logging.WARNING if status >= 500 else logging.INFO
+                log_event(self.logger, "http_request", level=level, **fields)
 
 
 def _route_of(scope: Scope) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from rtml.backends.prediction_log.config import PredictionLogConfig
@@ -77,5 +79,9 @@ class ServerSettings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    # One `http_request` JSON line per request: "all", "errors" (status >= 400 only) or "off".
+    # The Prometheus counters and latency histogram count every request either way; every
+    # prediction is in the prediction log, and the NGINX gateway keeps its own access log.
+    access_log: Literal["all", "errors", "off"] = "all"
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     predict: PredictSettings = Field(default_factory=PredictSettings)
