@@ -387,7 +387,8 @@ def test_overload_is_503_with_retry_after_not_a_queue(
     world: World, store: OnlineStore, registry: MemoryModelRegistry
 ) -> None:
     slow = SlowStore(store)
-    with serve(world, slow, registry, max_in_flight=1, retry_after_s=2) as served:  # type: ignore[arg-type]
+    # In the worker threads (single rows inline would hold the event loop: see the next test).
+    with serve(world, slow, registry, max_in_flight=1, retry_after_s=2, inline_single_rows=False) as served:  # type: ignore[arg-type]
         results: list[int] = []
         first = threading.Thread(
             target=lambda: results.append(
@@ -575,24 +576,25 @@ def test_the_fast_path_reads_a_body_sent_in_pieces_and_checks_its_size(world: Wo
 
 
 class ThreadRecordingStore:
-    """Wraps a store; records the name of the thread of each read."""
+    """Wraps a store; records the name of the thread of each read. ``trouble``: what the
+    next read does first (``"slow"``: sleeps 0.2 s, ``"fail"``: raises as a store down)."""
 
     def __init__(self, inner: OnlineStore) -> None:
         self.inner = inner
         self.threads: list[str] = []
+        self.trouble: str | None = None
 
     def read(self, view: str, keys: Sequence[Key]) -> list[bytes | None]:
         self.threads.append(threading.current_thread().name)
+        trouble, self.trouble = self.trouble, None
+        if trouble == "slow":
+            time.sleep(0.2)
+        elif trouble == "fail":
+            raise BackendUnavailableError("the Redis online store at 127.0.0.1:1/0 is unavailable (timeout)")
         return self.inner.read(view, keys)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
-
-
-class InlineSettings(PredictSettings):
-    """``server.predict`` with ``inline_single_rows`` (the option the fast path reads)."""
-
-    inline_single_rows: bool = True
 
 
 def test_single_rows_run_in_the_predictor_threads_or_inline(
@@ -601,7 +603,7 @@ def test_single_rows_run_in_the_predictor_threads_or_inline(
     scores = {}
     for inline in (False, True):
         recording = ThreadRecordingStore(store)
-        predict = (InlineSettings if inline else PredictSettings)(poll_interval_s=0.05)
+        predict = PredictSettings(poll_interval_s=0.05, inline_single_rows=inline)
         app = create_app(
             world.project,
             settings=ServerSettings(predict=predict),
@@ -652,3 +654,34 @@ def test_access_log_lines_follow_the_setting_and_metrics_count_every_request(
     assert {r["status"] for r in requests if r["route"].startswith("/predict")} == logged
     assert 'route="/predict/{model}",status="200"} 1.0' in metrics
     assert 'route="/predict/{model}",status="404"} 1.0' in metrics
+
+
+@pytest.mark.parametrize("trouble", ["slow", "fail"])
+def test_a_slow_or_failing_inline_call_sends_single_rows_to_the_threads_for_a_pause(
+    world: World, store: OnlineStore, registry: MemoryModelRegistry, trouble: str
+) -> None:
+    recording = ThreadRecordingStore(store)
+    predict = PredictSettings(poll_interval_s=0.05, inline_slow_ms=100, inline_pause_s=1.0)
+    app = create_app(
+        world.project, settings=ServerSettings(predict=predict), online_store=recording,  # type: ignore[arg-type]
+        registry=registry, prediction_log=MemoryPredictionLog(),
+    )  # fmt: skip
+
+    def one() -> tuple[int, str]:
+        before = len(recording.threads)
+        reply = client.post(f"/predict/{MODEL}", params={"at": world.at}, json=world.entity(3))
+        return reply.status_code, recording.threads[before]
+
+    with TestClient(app) as client:
+        assert app.state.scoring.holder.wait_loaded(10)
+        status, thread = one()
+        assert status == 200 and not thread.startswith("rtml-predict")  # inline
+        recording.trouble = trouble
+        status, thread = one()
+        assert status == (200 if trouble == "slow" else 503) and not thread.startswith("rtml-predict")
+        assert "rtml_predict_inline_paused_total 1.0" in client.get("/metrics").text
+        status, thread = one()
+        assert status == 200 and thread.startswith("rtml-predict")  # paused: in the threads
+        time.sleep(1.1)
+        status, thread = one()
+        assert status == 200 and not thread.startswith("rtml-predict")  # the pause is over

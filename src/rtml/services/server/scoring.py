@@ -89,6 +89,12 @@ class ScoringService:
             "Prediction requests refused with 503: max_in_flight reached",
             registry=registry,
         )
+        self.inline_paused = Counter(
+            "rtml_predict_inline_paused",
+            "Times single rows went to the worker threads for server.predict.inline_pause_s "
+            "(an inline call was slow or failed on the online store)",
+            registry=registry,
+        )
         self.defaults = Counter(
             "rtml_predict_defaulted_rows",
             "Rows scored with default features: unknown entity (missing) or store down",

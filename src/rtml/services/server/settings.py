@@ -57,10 +57,15 @@ class PredictSettings(BaseModel):
     # Prediction requests running at once; one more is answered 503 with Retry-After.
     max_in_flight: int = Field(default=32, ge=1)
     retry_after_s: int = Field(default=1, ge=1)
-    # Score single rows on the event loop instead of a worker thread: about 25% less CPU
-    # per request, but a stuck online store stalls the whole process for up to the store's
-    # timeout (online_store.timeout_s) instead of answering 503 at max_in_flight.
-    inline_single_rows: bool = False
+    # Score single rows on the event loop instead of handing them to a worker thread: about
+    # a third less CPU per request and twice the saturation throughput (docs/benchmarks.md).
+    # An inline call slower than inline_slow_ms, or one the online store fails, sends single
+    # rows to the worker threads for inline_pause_s, where max_in_flight bounds a stuck
+    # store with 503s: a stuck store stalls the event loop once per pause, for at most
+    # online_store.timeout_s. False: always the worker threads (batches always are).
+    inline_single_rows: bool = True
+    inline_slow_ms: float = Field(default=50.0, gt=0)
+    inline_pause_s: float = Field(default=30.0, gt=0)
     # Rows of one POST /predict/{model}/batch, and its body size; more: 413.
     max_batch_rows: int = Field(default=10_000, ge=1)
     max_body_bytes: int = Field(default=5 * MIB, ge=1024)
