@@ -1,6 +1,7 @@
 """Serving benchmark: `rtml serve` on Redis behind NGINX, and Feast's feature server beside it.
 
     .venv/bin/python bench/serving.py [--seconds 10] [--rate 500] [--workers 2] [--no-feast]
+        [--no-inline] [--access-log all|errors|off]
 
 Everything on this machine, over loopback: Redis (scripts/services.sh), NGINX (`rtml gateway`
 config) in front of ``--workers`` `rtml serve` processes (one uvicorn each, NGINX balancing
@@ -276,8 +277,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32, help="wrk connections at saturation")
     parser.add_argument("--no-feast", action="store_true", help="skip the Feast peer")
     parser.add_argument(
-        "--inline", action="store_true", help="server.predict.inline_single_rows: single rows on the loop"
-    )
+        "--inline", action=argparse.BooleanOptionalAction, default=True,
+        help="server.predict.inline_single_rows: single rows on the event loop (the default)",
+    )  # fmt: skip
     parser.add_argument(
         "--access-log", choices=["all", "errors", "off"], default="all",
         help="server.access_log: which requests get an http_request log line",
@@ -296,12 +298,7 @@ def main() -> None:
     load = os.getloadavg()
     tmp = Path(tempfile.mkdtemp(prefix="rtml-bench-serving-"))
     project, env, entities, prefix = setup(tmp, args.redis)
-    if args.inline:
-        from rtml.services.server.settings import PredictSettings
-
-        if "inline_single_rows" not in PredictSettings.model_fields:
-            raise SystemExit("--inline: this rtml has no server.predict.inline_single_rows setting")
-        env["RTML_SERVER__PREDICT__INLINE_SINGLE_ROWS"] = "true"
+    env["RTML_SERVER__PREDICT__INLINE_SINGLE_ROWS"] = str(args.inline).lower()
     env["RTML_SERVER__ACCESS_LOG"] = args.access_log
     ports = [free_port() for _ in range(args.workers)]
     servers = [
