@@ -16,6 +16,8 @@ Steps, each ``--seconds`` long, per target:
 - saturation: `wrk` (1 thread, ``--connections``) sending back to back: requests/s, its
   p50/p99, and the CPU the server processes used per request;
 - batch (rtml): `wrk`, 2 connections, 1,000-row ``/predict/{model}/batch`` bodies: rows/s.
+Each target runs alone: rtml's servers stop before Feast's start (an idle server still polls
+and flushes on timers).
 
 Needs Redis, an nginx binary and `wrk` (Debian/Ubuntu: ``apt-get install -y wrk``; macOS:
 ``brew install wrk``); the Feast peer needs Feast's venv (see bench/feast_serving.py) or
@@ -341,9 +343,24 @@ def main() -> None:
         singles = [json.dumps(e).encode() for e in entities]
         batches = [json.dumps({"rows": entities[i : i + BATCH_ROWS]}).encode()
                    for i in range(0, len(entities) - BATCH_ROWS + 1, BATCH_ROWS)]  # fmt: skip
-        targets: list[tuple[str, str, str, list[bytes], list[int]]] = [
-            (f"rtml predict: nginx -> {args.workers} uvicorn", gateway, predict, singles, server_pids)
-        ]
+        rows: list[list[Any]] = []
+        results: dict[str, Any] = {}
+
+        def measure(name: str, url: str, path: str, bodies: list[bytes], pids: list[int]) -> None:
+            run_loop(open_loop(url, path, bodies, 200, 2))  # warm up
+            fixed = run_loop(open_loop(url, path, bodies, args.rate, args.seconds))
+            sat = wrk(url, path, bodies, args.seconds, args.connections, tmp, pids)
+            results[name] = {"fixed_rate": fixed, "saturation": sat}
+            rows.append(_row(name, fixed, sat))
+
+        # Each target alone on the machine: rtml (single rows, then batches), then its servers
+        # stop and Feast's start (idle servers of the other still take CPU: polls, timers).
+        measure(f"rtml predict: nginx -> {args.workers} uvicorn", gateway, predict, singles, server_pids)
+        batch = wrk(gateway, f"{predict}/batch", batches, args.seconds, 2, tmp, server_pids)
+        batch["rows_per_s"] = batch["rps"] * BATCH_ROWS
+        batch["server_cpu_ms_per_row"] = batch.pop("server_cpu_ms_per_request") / BATCH_ROWS
+        results["batch"] = batch
+        _stop([nginx, *servers])
         if not args.no_feast:
             exported = feast_serving.export(project, MODEL, entities, tmp / "feast")
             feast = feast_serving.FeastServer(tmp / "feast", args.redis, free_port(), args.workers)
@@ -360,20 +377,9 @@ def main() -> None:
             )
             if check.status_code != 200:
                 raise SystemExit(f"Feast answered {check.status_code}: {check.text[:500]}")
-            targets.append((f"Feast features only: {args.workers} workers", feast.url, "/get-online-features",
-                            feast_bodies, [feast._process.pid] if feast._process else []))  # fmt: skip
-        rows: list[list[Any]] = []
-        results: dict[str, Any] = {}
-        for name, url, path, bodies, pids in targets:
-            run_loop(open_loop(url, path, bodies, 200, 2))  # warm up
-            fixed = run_loop(open_loop(url, path, bodies, args.rate, args.seconds))
-            sat = wrk(url, path, bodies, args.seconds, args.connections, tmp, pids)
-            results[name] = {"fixed_rate": fixed, "saturation": sat}
-            rows.append(_row(name, fixed, sat))
-        batch = wrk(gateway, f"{predict}/batch", batches, args.seconds, 2, tmp, server_pids)
-        batch["rows_per_s"] = batch["rps"] * BATCH_ROWS
-        batch["server_cpu_ms_per_row"] = batch.pop("server_cpu_ms_per_request") / BATCH_ROWS
-        results["batch"] = batch
+            feast_pids = [feast._process.pid] if feast._process else []
+            measure(f"Feast features only: {args.workers} workers", feast.url, "/get-online-features",
+                    feast_bodies, feast_pids)  # fmt: skip
         report(
             "serving",
             f"POST /predict/{MODEL} (Redis online store, XGBoost 300 trees) vs Feast get-online-features; "
@@ -390,13 +396,7 @@ def main() -> None:
     finally:
         if feast is not None:
             feast.__exit__(None, None, None)
-        for process in (nginx, *servers):
-            process.send_signal(signal.SIGTERM)
-        for process in (nginx, *servers):
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        _stop([nginx, *servers])
         import redis
 
         client = redis.Redis.from_url(args.redis)
@@ -404,6 +404,17 @@ def main() -> None:
         if keys:
             client.delete(*keys)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 if __name__ == "__main__":

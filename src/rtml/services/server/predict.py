@@ -17,7 +17,7 @@ which stay the reference and the OpenAPI document. Each request runs in a thread
 ``max_in_flight`` threads (a plain ``ThreadPoolExecutor``: cheaper than Starlette's
 ``run_in_threadpool``), so that a store that is stuck holds one thread, not the event loop,
 and ``max_in_flight`` keeps answering 503 at once. Single rows are scored on the event loop
-itself (``inline_single_rows``, on by default): no thread hand-over, about a third less CPU
+itself (``inline_single_rows``, on by default): no thread hand-over, about a quarter less CPU
 per request. An inline call slower than ``inline_slow_ms``, or one the online store fails,
 pauses that for ``inline_pause_s``: single rows then go to the threads as batches do, so a
 stuck store stalls the event loop once per pause, for at most the store's timeout.

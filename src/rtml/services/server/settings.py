@@ -58,7 +58,7 @@ class PredictSettings(BaseModel):
     max_in_flight: int = Field(default=32, ge=1)
     retry_after_s: int = Field(default=1, ge=1)
     # Score single rows on the event loop instead of handing them to a worker thread: about
-    # a third less CPU per request and 40% more saturation throughput (docs/benchmarks.md).
+    # a quarter less CPU per request and 40% more saturation throughput (docs/benchmarks.md).
     # An inline call slower than inline_slow_ms, or one the online store fails, sends single
     # rows to the worker threads for inline_pause_s, where max_in_flight bounds a stuck
     # store with 503s: a stuck store stalls the event loop once per pause, for at most
