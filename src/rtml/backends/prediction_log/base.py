@@ -9,12 +9,12 @@ PostgreSQL), so one table holds every model whatever its features.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import msgspec
 import pyarrow as pa
 
 PREDICTION_COLUMNS = (
@@ -72,19 +72,19 @@ class PredictionLog(Protocol):
     def close(self) -> None: ...
 
 
+def _other(value: Any) -> Any:
+    if hasattr(value, "item"):  # a numpy scalar
+        return value.item()
+    return str(value)
+
+
+# Compact JSON; floats JSON cannot carry (NaN, infinity) are written as null.
+_ENCODE = msgspec.json.Encoder(enc_hook=_other)
+
+
 def to_json(value: Any) -> str:
     """Compact JSON; floats JSON cannot carry (NaN, infinity) become ``null``."""
-    return json.dumps(_finite(value), separators=(",", ":"), default=str, allow_nan=False)
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
+    return _ENCODE.encode(value).decode()
 
 
 def to_arrow(records: Sequence[PredictionRecord]) -> pa.Table:
