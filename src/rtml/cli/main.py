@@ -20,6 +20,7 @@ from rtml.cli import (
     registry_cmd,
     replay_cmd,
     serve_cmd,
+    status_cmd,
     train_cmd,
     up_cmd,
     validator_cmd,
@@ -44,12 +45,14 @@ for module in (
     indexer_cmd,
     engine_cmd,
     serve_cmd,
+    status_cmd,
     up_cmd,
     gateway_cmd,
     dataset_cmd,
     features_cmd,
     train_cmd,
     models_cmd,
+    status_cmd,
     demo_cmd,
 ):
     module.register(app)

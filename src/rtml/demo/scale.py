@@ -31,6 +31,7 @@ from rtml.demo.runner import DemoContext
 from rtml.demo.serving import free_port
 from rtml.errors import BackendUnavailableError
 from rtml.project import EXAMPLE_DIR, Project, init_project
+from rtml.status import backends
 
 SCALE_FILE = "rtml.scale.yaml"
 GATEWAY_READY_S = 30.0
@@ -89,30 +90,6 @@ def scale_project_stage(ctx: DemoContext) -> None:
     )
     if ctx.options.cleanup:
         ctx.cleanups.append(lambda: cleanup(ctx, project))
-
-
-def backends(project: Project) -> dict[str, str]:
-    """The backend type of every role, as the project's settings resolve them."""
-    c = project.config
-    out: dict[str, str] = {
-        "event_log": c.event_log.type,
-        "schema_registry": c.schema_registry.type,
-        "dead_letter": c.dead_letter.type,
-        "offline_store": c.offline_store.type,
-        "online_store": c.online_store.type,
-        "trainer": c.trainer.type,
-        # mlflow_server: a tracking server (http[s]://); mlflow_local: SQLite under data_dir.
-        "tracking": f"{c.tracking.type}_{'server' if _is_server(c.tracking.tracking_uri) else 'local'}",
-        "serving": c.serving.type,
-    }
-    index = getattr(c.dead_letter, "index", None)
-    if index is not None:
-        out["dead_letter_index"] = "opensearch"
-    return out
-
-
-def _is_server(uri: str | None) -> bool:
-    return uri is not None and uri.startswith(("http://", "https://"))
 
 
 def index_stage(ctx: DemoContext) -> None:

@@ -18,11 +18,12 @@ from rtml.demo.logs import file_logger
 from rtml.demo.monitoring import monitor_stage
 from rtml.demo.report import report_stage
 from rtml.demo.runner import DemoContext, Stage
-from rtml.demo.scale import Gateway, backends, index_stage, own_champion, scale_project_stage
+from rtml.demo.scale import Gateway, index_stage, own_champion, scale_project_stage
 from rtml.demo.stream import iso_ms
 from rtml.demo.training import train_stage
 from rtml.progress import progress_bar, tracked
 from rtml.project import RAW_EVENTS, Project, init_project
+from rtml.status import backends
 from rtml.timeutil import from_millis
 
 _IDLE_POLLS = 2

@@ -281,13 +281,13 @@ def reap_orphans(project: Project, logger: logging.Logger) -> int:
         old = json.loads(status_path(project).read_text())
     except (OSError, ValueError):
         return 0
-    if old.get("state") == "stopped" or _alive(old.get("pid")):
+    if old.get("state") == "stopped" or pid_alive(old.get("pid")):
         return 0
     reaped = 0
     root = str(project.root).encode()
     for name, component in (old.get("components") or {}).items():
         pid = component.get("pid")
-        if not isinstance(pid, int) or not _alive(pid):
+        if not isinstance(pid, int) or not pid_alive(pid):
             continue
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -300,7 +300,8 @@ def reap_orphans(project: Project, logger: logging.Logger) -> int:
     return reaped
 
 
-def _alive(pid: object) -> bool:
+def pid_alive(pid: object) -> bool:
+    """Whether process ``pid`` exists (an int; anything else: no)."""
     if not isinstance(pid, int):
         return False
     try:
