@@ -41,7 +41,8 @@ def project_status(project: Project, *, counts: bool = False) -> dict[str, Any]:
         try:
             out[name] = read()
         except Exception as exc:  # noqa: BLE001 - one section's failure is its answer
-            out[name] = {"error": str(exc).splitlines()[0][:500] or type(exc).__name__}
+            first = next(iter(str(exc).splitlines()), "")
+            out[name] = {"error": first[:500] or type(exc).__name__}
     return out
 
 
