@@ -9,17 +9,13 @@ writes ``{"ts": "...Z", "level": "info", "logger": "rtml.registry", "event":
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from datetime import UTC, datetime
 from typing import IO, Any
 
-import msgspec
-
 _FIELDS = "rtml_fields"
-# Anything msgspec cannot write (a Path, an exception, ...) is written as its str(); NaN
-# and infinities as null (the line stays valid JSON).
-_ENCODE = msgspec.json.Encoder(enc_hook=str)
 
 
 class JsonFormatter(logging.Formatter):
@@ -35,7 +31,7 @@ class JsonFormatter(logging.Formatter):
         line.update(getattr(record, _FIELDS, {}))
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        return _ENCODE.encode(line).decode()
+        return json.dumps(line, default=str, ensure_ascii=False)
 
 
 def service_logger(name: str, stream: IO[str] | None = None, level: int = logging.INFO) -> logging.Logger:

@@ -159,9 +159,7 @@ class KafkaDeadLetterSink:
             raise RtmlError(f"the dead-letter topic {self._topic!r} is missing: {meta and meta.error}")
         starts = {}
         for partition in sorted(meta.partitions):
-            low, high = consumer.get_watermark_offsets(
-                TopicPartition(self._topic, partition), timeout=CONNECT_TIMEOUT_S, cached=False
-            )
+            low, high = _watermarks(consumer, TopicPartition(self._topic, partition))
             if high > low:
                 starts[partition] = (low, high)
         return starts
@@ -242,3 +240,19 @@ def _ours() -> Iterator[None]:
         if retargeted is exc:
             raise
         raise retargeted from exc.__cause__
+
+
+def _watermarks(consumer: Consumer, partition: TopicPartition) -> tuple[int, int]:
+    """The partition's (low, high) offsets. A retriable error (a topic created a moment ago
+    has no leader yet: NOT_LEADER_FOR_PARTITION, LEADER_NOT_AVAILABLE) is retried for up to
+    ``CONNECT_TIMEOUT_S``."""
+    deadline = time.monotonic() + CONNECT_TIMEOUT_S
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(partition, timeout=CONNECT_TIMEOUT_S, cached=False)
+            return int(low), int(high)
+        except KafkaException as exc:
+            error = exc.args[0]
+            if not (isinstance(error, KafkaError) and error.retriable()) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)

@@ -28,6 +28,8 @@ from rtml.backends.event_log.config import KafkaEventLogConfig
 from rtml.errors import ConfigError
 from rtml.project import Project
 from rtml.services.logging import log_event, service_logger
+from rtml.services.validator.kafka_support import ConsumerProbe
+from rtml.services.validator.reading import STALL_LIMIT_S
 
 GROUP = "rtml-dead-letter-indexer"
 BATCH = 1000
@@ -125,14 +127,23 @@ class DeadLetterIndexer:
         until_idle: bool,
     ) -> str:
         empty = 0
+        probe = ConsumerProbe(consumer)
+        idle_since = time.monotonic()
         while not stop.is_set():
             records = consumer.poll(BATCH, POLL_TIMEOUT_S)
             if not records:
                 empty += 1
+                # Idle once read to the end of every assigned partition: empty polls alone
+                # also happen while a new group is still being assigned its partitions.
                 if until_idle and empty >= self.idle_polls:
-                    return "idle"
+                    if probe.caught_up():
+                        return "idle"
+                    if time.monotonic() - idle_since > STALL_LIMIT_S:
+                        log_event(self.logger, "idle_with_lag", level=logging.WARNING, lag=probe.lag())
+                        return "idle"
                 continue
             empty = 0
+            idle_since = time.monotonic()
             letters = [from_record(r) for r in records]
             sink.write(letters)  # raises on any refused letter: nothing is committed then
             consumer.commit()
