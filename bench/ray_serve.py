@@ -31,9 +31,46 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import report  # noqa: E402
-from serving import KEY, MODEL, closed_loop, free_port, setup  # noqa: E402
+from serving import KEY, MODEL, free_port, setup  # noqa: E402
 
 from rtml.services.gateway.nginx import GatewayOptions, write  # noqa: E402
+
+
+async def closed_loop(
+    url: str, entities: list[dict[str, Any]], clients: int, seconds: float, batch: int = 0
+) -> dict[str, float]:
+    latencies: list[float] = []
+    errors = 0
+    rows = 0
+    stop_at = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(
+        base_url=url, headers={"X-API-Key": KEY}, limits=limits, timeout=60
+    ) as client:
+
+        async def worker(w: int) -> None:
+            nonlocal errors, rows
+            i = w * 997
+            while time.perf_counter() < stop_at:
+                t0 = time.perf_counter()
+                if batch:
+                    chunk = [entities[(i + k) % len(entities)] for k in range(batch)]
+                    reply = await client.post(f"/predict/{MODEL}/batch", json={"rows": chunk})
+                    rows += batch if reply.status_code == 200 else 0
+                else:
+                    reply = await client.post(f"/predict/{MODEL}", json=entities[i % len(entities)])
+                    rows += 1 if reply.status_code == 200 else 0
+                i += max(batch, 1)
+                errors += reply.status_code != 200
+                latencies.append(time.perf_counter() - t0)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(w) for w in range(clients)))
+        elapsed = time.perf_counter() - start
+    ms = np.array(latencies) * 1000
+    p50, p99 = (float(np.percentile(ms, q)) for q in (50, 99))
+    return {"rps": len(latencies) / elapsed, "rows_per_s": rows / elapsed, "p50_ms": p50, "p99_ms": p99,
+            "errors": errors}  # fmt: skip
 
 
 def sequential(url: str, entities: list[dict[str, Any]], n: int, health: bool = False) -> dict[str, float]:

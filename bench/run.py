@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,7 @@ BENCHMARKS = [
 
 
 def main() -> int:
+    argparse.ArgumentParser(description=__doc__).parse_args()  # --help; the benchmarks take their defaults
     failed = []
     for name in BENCHMARKS:
         path = HERE / name
