@@ -206,16 +206,9 @@ STAGES: list[tuple[str, Stage]] = [
 # rtml demo --scale: the same stages on the scale-out backends, and the dead-letter indexer.
 SCALE_STAGES: list[tuple[str, Stage]] = [
     ("project", scale_project_stage),
-    ("generate", generate_stage),
-    ("ingest", ingest_stage),
-    ("validate", validate_stage),
+    *STAGES[1:4],  # generate, ingest, validate
     ("index", index_stage),
-    ("features", features_stage),
-    ("train", train_and_start_server),
-    ("serve", serve_stage),
-    ("live", live_stage),
-    ("monitor", monitor_stage),
-    ("report", report_stage),
+    *STAGES[4:],  # features ... report
 ]
 
 

@@ -42,7 +42,6 @@ from rtml.services.engine.stats import EngineStats, Freshness, Watermark
 from rtml.services.engine.stores import OfflineAppender, OnlineWriter, open_online, touched_keys
 from rtml.services.logging import log_event, service_logger
 from rtml.services.validator.kafka_support import ConsumerProbe
-from rtml.services.validator.reading import STALL_LIMIT_S
 from rtml.timeutil import parse_duration
 
 LOGGER = "rtml.engine"
@@ -205,14 +204,9 @@ class _Loop:
                 if self.since_checkpoint and empty >= settings.idle_polls:  # quiet: make it durable now
                     self._checkpoint_alone(consumer)
                 self._lag(probe)
-                if until_idle and empty >= settings.idle_polls:
-                    if probe.caught_up():
-                        clean = True
-                        return "idle"
-                    if time.monotonic() - idle_since > STALL_LIMIT_S:
-                        log_event(s.logger, "idle_with_lag", level=logging.WARNING, lag=probe.lag())
-                        clean = True
-                        return "idle"
+                if until_idle and empty >= settings.idle_polls and probe.drained(idle_since, s.logger):
+                    clean = True
+                    return "idle"
             clean = True
             return "stop"
         finally:

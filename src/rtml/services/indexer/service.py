@@ -29,7 +29,6 @@ from rtml.errors import ConfigError
 from rtml.project import Project
 from rtml.services.logging import log_event, service_logger
 from rtml.services.validator.kafka_support import ConsumerProbe
-from rtml.services.validator.reading import STALL_LIMIT_S
 
 GROUP = "rtml-dead-letter-indexer"
 BATCH = 1000
@@ -133,14 +132,8 @@ class DeadLetterIndexer:
             records = consumer.poll(BATCH, POLL_TIMEOUT_S)
             if not records:
                 empty += 1
-                # Idle once read to the end of every assigned partition: empty polls alone
-                # also happen while a new group is still being assigned its partitions.
-                if until_idle and empty >= self.idle_polls:
-                    if probe.caught_up():
-                        return "idle"
-                    if time.monotonic() - idle_since > STALL_LIMIT_S:
-                        log_event(self.logger, "idle_with_lag", level=logging.WARNING, lag=probe.lag())
-                        return "idle"
+                if until_idle and empty >= self.idle_polls and probe.drained(idle_since, self.logger):
+                    return "idle"
                 continue
             empty = 0
             idle_since = time.monotonic()

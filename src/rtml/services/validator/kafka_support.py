@@ -20,13 +20,19 @@ no assignment or lag call); nothing here imports confluent-kafka.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 from typing import Any
 
 from rtml.backends.event_log.base import LogConsumer
 from rtml.backends.event_log.config import EventLogConfig, KafkaEventLogConfig
 from rtml.config import ValidatorSettings
+from rtml.services.logging import log_event
 from rtml.timeutil import parse_duration
+
+# An ``until_idle`` run with records left that it cannot read (a stuck partition) stops after
+# this long without a record.
+STALL_LIMIT_S = 60.0
 
 KAFKA_LOGGER = "rtml.backends.event_log.kafka"
 QUERY_TIMEOUT_S = 2.0
@@ -107,6 +113,18 @@ class ConsumerProbe:
             return self._kafka_lag(fresh)
         except Exception:  # any client error only means "not known now"
             return None
+
+    def drained(self, idle_since: float, logger: logging.Logger) -> bool:
+        """Whether an ``until_idle`` run may stop after its empty polls: read to the end of
+        every assigned partition (empty polls alone also happen while a new group is being
+        assigned its partitions), or no record since ``idle_since`` for ``STALL_LIMIT_S``
+        with records left (logged as ``idle_with_lag``)."""
+        if self.caught_up():
+            return True
+        if time.monotonic() - idle_since > STALL_LIMIT_S:
+            log_event(logger, "idle_with_lag", level=logging.WARNING, lag=self.lag())
+            return True
+        return False
 
     def caught_up(self) -> bool:
         """True when every partition of the assignment is read to its end."""

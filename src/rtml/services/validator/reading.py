@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Collection, Iterator
 
 from rtml.backends.event_log.base import EventLog, LogRecord
-from rtml.services.validator.kafka_support import ConsumerProbe
+from rtml.services.validator.kafka_support import STALL_LIMIT_S, ConsumerProbe
 from rtml.services.validator.routing import (
     EVENT_ID_HEADER,
     SOURCE_PARTITION_HEADER,
@@ -23,7 +23,6 @@ from rtml.services.validator.routing import (
 READ_BATCH = 20_000
 # Reading stops after this long with nothing to read even if Kafka still reports lag
 # (e.g. the markers that close transactions, which hold an offset but no record).
-STALL_LIMIT_S = 60.0
 
 
 def throwaway_group(purpose: str) -> str:

@@ -44,7 +44,7 @@ from rtml.services.validator.alerts import InvalidRateWindow, announce
 from rtml.services.validator.factory import build_deduper, build_validator, project_source
 from rtml.services.validator.kafka_support import ConsumerProbe, tuned_log_config
 from rtml.services.validator.metrics import ValidatorMetrics
-from rtml.services.validator.reading import STALL_LIMIT_S, rebuild_dedupers
+from rtml.services.validator.reading import rebuild_dedupers
 from rtml.services.validator.routing import DUPLICATE_EVENTS, PartitionDedupers, route
 from rtml.timeutil import parse_duration, to_millis, utc_now
 
@@ -212,12 +212,8 @@ class _Loop:
                 if not records:
                     empty += 1
                     s.metrics.lag.set(probe.lag() or 0)
-                    if until_idle and empty >= settings.idle_polls:
-                        if probe.caught_up():
-                            return "idle"
-                        if time.monotonic() - idle_since > STALL_LIMIT_S:
-                            log_event(s.logger, "idle_with_lag", level=logging.WARNING, lag=probe.lag())
-                            return "idle"
+                    if until_idle and empty >= settings.idle_polls and probe.drained(idle_since, s.logger):
+                        return "idle"
                     continue
                 empty = 0
                 idle_since = time.monotonic()
